@@ -1,0 +1,78 @@
+//! Request bodies: at most 64 KiB, JSON, errors that name the field.
+
+use actix_web::web::{Bytes, Payload};
+use serde::de::DeserializeOwned;
+
+use crate::domain::{ids, Error, Kind};
+
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Reads the whole body.
+///
+/// # Errors
+/// 413 (code 3) past 64 KiB; 400 when the stream breaks.
+pub async fn read(payload: Payload) -> Result<Bytes, Error> {
+    match payload.to_bytes_limited(BODY_LIMIT).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(Error::invalid(ids::INVALID_BODY, format!("Request body could not be read: {e}"))),
+        Err(_) => Err(too_large()),
+    }
+}
+
+pub fn too_large() -> Error {
+    // API.md §1: 413 with code 3; `api::error::status_for` maps this id to 413.
+    Error::new(Kind::InvalidArgument, ids::BODY_TOO_LARGE, "Request body is larger than 64 KiB")
+}
+
+/// Parses JSON into `T`; an empty body is `{}`.
+///
+/// # Errors
+/// 400, code 3, with the path of the offending field in the text.
+pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { bytes };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let text = if path == "." || path.is_empty() {
+            format!("Invalid request body: {inner}")
+        } else {
+            format!("Invalid request body: {path}: {inner}")
+        };
+        Error::invalid(ids::INVALID_BODY, text)
+    })?;
+    de.end().map_err(|e| Error::invalid(ids::INVALID_BODY, format!("Invalid request body: {e}")))?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Outer {
+        #[allow(dead_code)]
+        send_code: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Inner {
+        #[allow(dead_code)]
+        url_template: Option<String>,
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let e = json::<Outer>(br#"{"sendCode": {"urlTemplate": 5}}"#).unwrap_err();
+        assert!(e.text.contains("sendCode.urlTemplate"), "{}", e.text);
+    }
+
+    #[test]
+    fn empty_is_an_empty_object_and_garbage_is_rejected() {
+        assert!(json::<Outer>(b"").is_ok());
+        assert!(json::<Outer>(b"{").is_err());
+        assert!(json::<Outer>(b"{} x").is_err());
+    }
+}

@@ -1,0 +1,196 @@
+//! Newtypes and rules of herald's domain. No HTTP, SQL or AMQP types here.
+
+pub mod code;
+pub mod contact;
+pub mod error;
+pub mod id;
+pub mod url_template;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use code::{CodeCipher, InviteCode};
+pub use contact::{Email, Phone};
+pub use error::{ids, Error, Kind};
+pub use id::IdGenerator;
+pub use url_template::UrlTemplate;
+
+/// The way a code reaches a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+
+    pub fn from_db(s: &str) -> Option<Self> {
+        match s {
+            "email" => Some(Channel::Email),
+            "sms" => Some(Channel::Sms),
+            _ => None,
+        }
+    }
+}
+
+/// What a token may do (API.md §1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Permission {
+    #[serde(rename = "org.write")]
+    OrgWrite,
+    #[serde(rename = "user.read")]
+    UserRead,
+    #[serde(rename = "user.write")]
+    UserWrite,
+    #[serde(rename = "delivery.read")]
+    DeliveryRead,
+    #[serde(rename = "delivery.replay")]
+    DeliveryReplay,
+    #[serde(rename = "bulk.write")]
+    BulkWrite,
+    #[serde(rename = "token.write")]
+    TokenWrite,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 7] = [
+        Permission::OrgWrite,
+        Permission::UserRead,
+        Permission::UserWrite,
+        Permission::DeliveryRead,
+        Permission::DeliveryReplay,
+        Permission::BulkWrite,
+        Permission::TokenWrite,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::OrgWrite => "org.write",
+            Permission::UserRead => "user.read",
+            Permission::UserWrite => "user.write",
+            Permission::DeliveryRead => "delivery.read",
+            Permission::DeliveryReplay => "delivery.replay",
+            Permission::BulkWrite => "bulk.write",
+            Permission::TokenWrite => "token.write",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// The ways an organization lets its users sign in; named in the invite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginMethod {
+    Password,
+    Passkey,
+    Idp,
+}
+
+impl LoginMethod {
+    pub const ALL: [LoginMethod; 3] = [LoginMethod::Password, LoginMethod::Passkey, LoginMethod::Idp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginMethod::Password => "password",
+            LoginMethod::Passkey => "passkey",
+            LoginMethod::Idp => "idp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// The path's `userId` (check 1 of API.md §2): 1–200 characters, not blank.
+pub fn parse_user_id(raw: &str) -> Result<&str, Error> {
+    let n = raw.chars().count();
+    if n == 0 || n > 200 || raw.trim().is_empty() {
+        return Err(Error::invalid(ids::USER_ID_MISSING, "User ID missing"));
+    }
+    Ok(raw)
+}
+
+/// A free text shown to people (application name, org name): 1–200 characters, no
+/// control characters (it may go into an e-mail subject, where CR/LF would inject
+/// headers).
+pub fn parse_display_text(field: &'static str, raw: &str) -> Result<String, Error> {
+    let n = raw.chars().count();
+    if n == 0 || n > 200 || raw.trim().is_empty() {
+        return Err(Error::invalid(ids::VALIDATION, format!("{field} must be 1 to 200 characters")));
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(Error::invalid(ids::VALIDATION, format!("{field} must not contain control characters")));
+    }
+    Ok(raw.to_string())
+}
+
+/// A BCP 47 language tag (`en`, `de-CH`, `zh-Hans`); kept as given.
+pub fn parse_language(field: &'static str, raw: &str) -> Result<String, Error> {
+    let mut parts = raw.split(['-', '_']);
+    let primary = parts.next().unwrap_or("");
+    let ok = (2..=3).contains(&primary.len())
+        && primary.chars().all(|c| c.is_ascii_alphabetic())
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(Error::invalid(ids::VALIDATION, format!("{field} is not a language tag")))
+    }
+}
+
+/// `details` of API.md §1.1, as the domain knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Details {
+    pub sequence: i64,
+    pub change_date: DateTime<Utc>,
+    pub creation_date: DateTime<Utc>,
+    pub resource_owner: String,
+}
+
+/// Now, at the millisecond precision herald reports, so what is stored and what is
+/// answered are the same instant.
+pub fn now_ms() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_must_not_be_blank_or_long() {
+        assert!(parse_user_id("123").is_ok());
+        for bad in ["", "   ", &"9".repeat(201)] {
+            assert_eq!(parse_user_id(bad).unwrap_err().id, ids::USER_ID_MISSING);
+        }
+    }
+
+    #[test]
+    fn display_text_refuses_header_injection() {
+        assert!(parse_display_text("applicationName", "Acme").is_ok());
+        assert!(parse_display_text("applicationName", "Acme\r\nBcc: x@y").is_err());
+        assert!(parse_display_text("applicationName", "").is_err());
+    }
+
+    #[test]
+    fn language_tags() {
+        for ok in ["en", "de-CH", "zh-Hans", "pt_BR"] {
+            assert!(parse_language("l", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "e", "english!", "de-"] {
+            assert!(parse_language("l", bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! The invite service: create, resend and verify invite codes (API.md §2).
+//!
+//! Each operation is one PostgreSQL transaction that starts by locking the user's
+//! row, so concurrent writes to one user are serialised and their event sequences
+//! never repeat. The checks run in the order API.md §2 lists them. No HTTP or AMQP
+//! types here: the API and the bulk consumer call the same functions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::auth::Principal;
+use crate::directory::user_not_found;
+use crate::domain::{
+    ids, now_ms, parse_display_text, parse_user_id, Channel, CodeCipher, Details, Error, IdGenerator, InviteCode, Kind,
+    Permission, UrlTemplate,
+};
+use crate::store::{self, deliveries::NewDelivery, invites::InviteCodeRow, users::UserWithOrg, Tx};
+
+/// The template every invite delivery renders.
+pub const INVITE_TEMPLATE: &str = "invite_user";
+/// A code is cleared after this many wrong guesses.
+const MAX_FAILED_CHECKS: i32 = 3;
+
+/// The `invite` configuration section, as the service needs it.
+#[derive(Debug, Clone)]
+pub struct InviteSettings {
+    pub code_length: usize,
+    pub code_ttl: Duration,
+    pub default_url_template: UrlTemplate,
+    pub default_application_name: String,
+    pub max_codes_per_user_per_hour: u32,
+}
+
+/// `sendCode` of a create request; every field optional.
+#[derive(Debug, Default, Clone)]
+pub struct SendCode {
+    pub url_template: Option<String>,
+    pub application_name: Option<String>,
+    pub channel: Option<Channel>,
+}
+
+/// What Create is asked to do.
+#[derive(Debug, Default, Clone)]
+pub struct CreateRequest {
+    pub send_code: Option<SendCode>,
+    pub return_code: bool,
+}
+
+/// The result of a create or resend.
+#[derive(Debug)]
+pub struct Issued {
+    pub details: Details,
+    /// The plain code, only when it was asked to be returned.
+    pub code: Option<InviteCode>,
+    /// The delivery recorded for the workers, if any.
+    pub delivery_id: Option<i64>,
+}
+
+/// Called with a delivery id after the transaction that recorded it committed (the
+/// delivery pipeline publishes it at once instead of waiting for the relay).
+pub type DeliveryHook = Arc<dyn Fn(i64) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct InviteService {
+    pool: PgPool,
+    cipher: CodeCipher,
+    ids: Arc<IdGenerator>,
+    settings: Arc<InviteSettings>,
+    on_delivery: Option<DeliveryHook>,
+}
+
+impl std::fmt::Debug for InviteService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InviteService").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// Which of the two operations that issue a code is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Issue {
+    Create,
+    Resend,
+}
+
+impl InviteService {
+    pub fn new(pool: PgPool, cipher: CodeCipher, ids: Arc<IdGenerator>, settings: InviteSettings) -> Self {
+        InviteService { pool, cipher, ids, settings: Arc::new(settings), on_delivery: None }
+    }
+
+    /// Registers what to do with each newly recorded delivery once it is committed.
+    pub fn with_delivery_hook(mut self, hook: DeliveryHook) -> Self {
+        self.on_delivery = Some(hook);
+        self
+    }
+
+    /// `POST /v2/users/{userId}/invite_code` (API.md §2.1).
+    #[tracing::instrument(skip_all, fields(user_id = %user_id, caller = %caller.token_id))]
+    pub async fn create(
+        &self,
+        caller: &Principal,
+        user_id: &str,
+        req: CreateRequest,
+        request_id: Option<&str>,
+    ) -> Result<Issued, Error> {
+        self.issue(caller, user_id, Issue::Create, req, request_id).await
+    }
+
+    /// `POST /v2/users/{userId}/invite_code/resend` (API.md §2.2): a new code that
+    /// inherits how the previous one was sent.
+    #[tracing::instrument(skip_all, fields(user_id = %user_id, caller = %caller.token_id))]
+    pub async fn resend(&self, caller: &Principal, user_id: &str, request_id: Option<&str>) -> Result<Issued, Error> {
+        self.issue(caller, user_id, Issue::Resend, CreateRequest::default(), request_id).await
+    }
+
+    async fn issue(
+        &self,
+        caller: &Principal,
+        user_id: &str,
+        op: Issue,
+        req: CreateRequest,
+        request_id: Option<&str>,
+    ) -> Result<Issued, Error> {
+        let user_id = parse_user_id(user_id)?;
+        let mut tx = self.pool.begin().await?;
+        let UserWithOrg { user, org_default_language } = lock_visible_user(&mut tx, caller, user_id).await?;
+        caller.require(Permission::UserWrite)?;
+
+        // Body checks (create only; resend ignores any body).
+        if req.send_code.is_some() && req.return_code {
+            return Err(Error::invalid(ids::VALIDATION, "sendCode and returnCode cannot be used together"));
+        }
+        let send = req.send_code.clone().unwrap_or_default();
+        let url_template = send.url_template.as_deref().map(UrlTemplate::parse).transpose()?;
+        let application_name =
+            send.application_name.as_deref().map(|a| parse_display_text("sendCode.applicationName", a)).transpose()?;
+
+        if user.initialized {
+            return Err(Error::precondition(ids::ALREADY_INITIALIZED, "User is already initialized"));
+        }
+        let previous = store::invites::get(&mut tx, user_id).await?;
+        if op == Issue::Resend && previous.as_ref().is_none_or(|p| p.returned) {
+            return Err(Error::precondition(ids::CODE_NOT_FOUND, "Code not found"));
+        }
+
+        // What is left out is inherited from the previous code, then defaulted.
+        let url_template = match (url_template, &previous) {
+            (Some(t), _) => t,
+            (None, Some(p)) => UrlTemplate::parse(&p.url_template)?,
+            (None, None) => self.settings.default_url_template.clone(),
+        };
+        let application_name = application_name
+            .or_else(|| previous.as_ref().map(|p| p.application_name.clone()))
+            .unwrap_or_else(|| self.settings.default_application_name.clone());
+        let channel = send.channel.or_else(|| previous.as_ref().and_then(|p| Channel::from_db(&p.channel)));
+        let (channel, recipient) = if req.return_code {
+            // A returned code goes nowhere; remember which contact it would verify.
+            let c = channel.unwrap_or(if user.email.is_some() || user.phone.is_none() { Channel::Email } else { Channel::Sms });
+            (c, None)
+        } else {
+            let (c, r) = resolve_contact(channel, user.email.as_deref(), user.phone.as_deref())?;
+            (c, Some(r.to_string()))
+        };
+
+        self.check_rate_limit(&mut tx, user_id).await?;
+
+        let now = now_ms();
+        let code = InviteCode::generate(self.settings.code_length);
+        let expires_at = now + chrono::Duration::from_std(self.settings.code_ttl).map_err(Error::internal)?;
+        // The event says how the code was issued, never the code itself.
+        let event = store::events::NewEvent {
+            aggregate_id: user_id,
+            event_type: "invite.code.added",
+            payload: json!({
+                "channel": channel.as_str(),
+                "returned": req.return_code,
+                "expiresAt": expires_at,
+                "urlTemplate": url_template.as_str(),
+                "applicationName": application_name,
+            }),
+            resource_owner: &user.org_id,
+            created_by: &caller.token_id,
+            at: now,
+        };
+        let sequence = store::events::append_to_user(&mut tx, &event).await?;
+        let row = InviteCodeRow {
+            user_id: user_id.to_string(),
+            code_encrypted: Some(self.cipher.seal(&code, user_id)),
+            expires_at,
+            url_template: url_template.as_str().to_string(),
+            application_name,
+            channel: channel.as_str().to_string(),
+            returned: req.return_code,
+            failed_checks: 0,
+            event_sequence: sequence,
+            created_at: now,
+        };
+        store::invites::replace(&mut tx, &row).await?;
+        // Deliveries still waiting carry the code just replaced: they must never go out.
+        store::deliveries::end_waiting(&mut tx, user_id, "superseded", now).await?;
+        let delivery_id = match recipient {
+            Some(recipient) => {
+                let d = NewDelivery {
+                    id: self.ids.next_i64(),
+                    user_id: user_id.to_string(),
+                    org_id: user.org_id.clone(),
+                    channel: channel.as_str().to_string(),
+                    recipient,
+                    template: INVITE_TEMPLATE.to_string(),
+                    locale: user.preferred_language.clone().unwrap_or(org_default_language),
+                    code_event_sequence: sequence,
+                    created_at: now,
+                    request_id: request_id.map(str::to_string),
+                };
+                store::deliveries::insert_queued(&mut tx, &d).await?;
+                Some(d.id)
+            }
+            None => None,
+        };
+        tx.commit().await?;
+        tracing::info!(sequence, channel = channel.as_str(), delivery_id, returned = req.return_code, "invite code issued");
+        if let (Some(id), Some(hook)) = (delivery_id, &self.on_delivery) {
+            hook(id);
+        }
+        Ok(Issued {
+            details: Details { sequence, change_date: now, creation_date: now, resource_owner: user.org_id },
+            code: req.return_code.then_some(code),
+            delivery_id,
+        })
+    }
+
+    async fn check_rate_limit(&self, tx: &mut Tx, user_id: &str) -> Result<(), Error> {
+        let window = chrono::Duration::hours(1);
+        let now = Utc::now();
+        let (count, oldest) = store::events::count_since(tx, user_id, "invite.code.added", now - window).await?;
+        if count >= i64::from(self.settings.max_codes_per_user_per_hour) {
+            let retry_at = oldest.unwrap_or(now) + window;
+            let secs = (retry_at - now).num_seconds().max(0) as u64 + 1;
+            return Err(Error::new(Kind::ResourceExhausted, ids::RATE_LIMITED, "Too many invite codes for this user")
+                .with_retry_after(Duration::from_secs(secs)));
+        }
+        Ok(())
+    }
+
+    /// `POST /v2/users/{userId}/invite_code/verify` (API.md §2.3).
+    #[tracing::instrument(skip_all, fields(user_id = %user_id, caller = %caller.token_id))]
+    pub async fn verify(&self, caller: &Principal, user_id: &str, typed: &str) -> Result<Details, Error> {
+        let user_id = parse_user_id(user_id)?;
+        let mut tx = self.pool.begin().await?;
+        let UserWithOrg { user, .. } = lock_visible_user(&mut tx, caller, user_id).await?;
+        caller.require(Permission::UserWrite)?;
+        let n = typed.chars().count();
+        if n == 0 || n > 20 {
+            return Err(Error::invalid(ids::VALIDATION, "verificationCode must be 1 to 20 characters"));
+        }
+
+        let now = now_ms();
+        let current = store::invites::get(&mut tx, user_id).await?;
+        let check = match &current {
+            Some(row) => match &row.code_encrypted {
+                None => Check::NoCode,
+                Some(_) if row.expires_at <= now => Check::Expired,
+                Some(sealed) => {
+                    let code = self.cipher.open(sealed, user_id).map_err(Error::internal)?;
+                    if code.matches(typed) {
+                        Check::Match
+                    } else {
+                        Check::Wrong { clear: row.failed_checks + 1 >= MAX_FAILED_CHECKS }
+                    }
+                }
+            },
+            None => Check::NoCode,
+        };
+        let event = |event_type, payload| store::events::NewEvent {
+            aggregate_id: user_id,
+            event_type,
+            payload,
+            resource_owner: &user.org_id,
+            created_by: &caller.token_id,
+            at: now,
+        };
+        let Some(row) = current.filter(|_| check == Check::Match) else {
+            // Every failure is recorded and answered alike, whatever its cause.
+            let reason = check.reason();
+            store::events::append_to_user(&mut tx, &event("invite.check.failed", json!({"reason": reason}))).await?;
+            match check {
+                Check::Expired => store::invites::record_failed_check(&mut tx, user_id, true).await?,
+                Check::Wrong { clear } => store::invites::record_failed_check(&mut tx, user_id, clear).await?,
+                _ => {}
+            }
+            tx.commit().await?;
+            tracing::info!(reason, "invite check failed");
+            return Err(Error::invalid(ids::CODE_INVALID, "Code is invalid"));
+        };
+
+        let mut sequence = store::events::append_to_user(&mut tx, &event("invite.check.succeeded", json!({}))).await?;
+        let by_sms = row.channel == Channel::Sms.as_str() && user.phone.is_some();
+        let by_email = !by_sms && user.email.is_some();
+        if by_email {
+            sequence = store::events::append_to_user(&mut tx, &event("user.email.verified", json!({}))).await?;
+        } else if by_sms {
+            sequence = store::events::append_to_user(&mut tx, &event("user.phone.verified", json!({}))).await?;
+        }
+        store::invites::clear(&mut tx, user_id).await?;
+        store::users::mark_initialized(&mut tx, user_id, by_email, by_sms).await?;
+        let cancelled = store::deliveries::end_waiting(&mut tx, user_id, "cancelled", now).await?;
+        tx.commit().await?;
+        tracing::info!(sequence, cancelled, "invite verified");
+        Ok(Details { sequence, change_date: now, creation_date: now, resource_owner: user.org_id })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    NoCode,
+    Expired,
+    Wrong { clear: bool },
+    Match,
+}
+
+impl Check {
+    /// For the event and the log; never for the caller, who gets one answer.
+    fn reason(self) -> &'static str {
+        match self {
+            Check::NoCode => "no_code",
+            Check::Expired => "expired",
+            Check::Wrong { .. } => "wrong_code",
+            Check::Match => "match",
+        }
+    }
+}
+
+/// Checks 3 of API.md §2: the user exists, is not deleted and is visible to the
+/// caller. Locks the row for the rest of the transaction.
+async fn lock_visible_user(tx: &mut Tx, caller: &Principal, user_id: &str) -> Result<UserWithOrg, Error> {
+    store::users::lock(tx, user_id)
+        .await?
+        .filter(|u| u.user.state != "deleted" && caller.can_see(&u.user.org_id))
+        .ok_or_else(user_not_found)
+}
+
+/// Picks the channel and the address: the one asked for, else e-mail, else SMS.
+fn resolve_contact<'a>(
+    wanted: Option<Channel>,
+    email: Option<&'a str>,
+    phone: Option<&'a str>,
+) -> Result<(Channel, &'a str), Error> {
+    let no_contact = || Error::precondition(ids::NO_CONTACT, "User has no contact to notify");
+    match wanted {
+        Some(Channel::Email) => email.map(|e| (Channel::Email, e)).ok_or_else(no_contact),
+        Some(Channel::Sms) => phone.map(|p| (Channel::Sms, p)).ok_or_else(no_contact),
+        None => email
+            .map(|e| (Channel::Email, e))
+            .or_else(|| phone.map(|p| (Channel::Sms, p)))
+            .ok_or_else(no_contact),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_prefers_email_then_phone() {
+        assert_eq!(resolve_contact(None, Some("a@b.c"), Some("+41")).unwrap().0, Channel::Email);
+        assert_eq!(resolve_contact(None, None, Some("+41")).unwrap().0, Channel::Sms);
+        assert_eq!(resolve_contact(Some(Channel::Sms), Some("a@b.c"), Some("+41")).unwrap().0, Channel::Sms);
+    }
+
+    #[test]
+    fn a_channel_without_an_address_is_a_failed_precondition() {
+        let e = resolve_contact(Some(Channel::Sms), Some("a@b.c"), None).unwrap_err();
+        assert_eq!((e.kind, e.id.as_ref()), (Kind::FailedPrecondition, ids::NO_CONTACT));
+        assert_eq!(resolve_contact(None, None, None).unwrap_err().id, ids::NO_CONTACT);
+    }
+}

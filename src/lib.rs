@@ -1,0 +1,25 @@
+//! herald resends invite codes and delivers them by e-mail and SMS.
+//!
+//! The map of the crate, top to bottom (dependencies point down):
+//!
+//! - [`startup`]: [`startup::Application`], what `herald serve` starts; the tests
+//!   build the same thing on port 0.
+//! - [`api`]: actix-web routes in two framings (REST and Connect), the error
+//!   mapping, request ids. Thin: parse, call, serialise.
+//! - [`invite`]: create, resend and verify invite codes: one transaction each, the
+//!   checks in API.md's order. [`directory`]: organizations and users.
+//!   [`auth`]: tokens and permissions.
+//! - [`store`]: every SQL statement, by table, and the migrations.
+//! - [`domain`]: newtypes and rules (ids, contacts, codes, URL templates, errors),
+//!   free of HTTP, SQL and AMQP types.
+//! - [`config`], [`telemetry`]: layered settings, the tracing subscriber.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod directory;
+pub mod domain;
+pub mod invite;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

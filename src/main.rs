@@ -1,0 +1,115 @@
+//! The `herald` command line: parse, load configuration, run the subcommand.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use herald::auth::{Principal, TokenRequest};
+use herald::config::Settings;
+use herald::domain::Permission;
+use herald::startup::{self, Application};
+
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, about = "Resends invite codes and delivers them by e-mail and SMS")]
+struct Cli {
+    /// Folder with <HERALD_ENV>.toml overrides (the defaults are built in).
+    #[arg(long, global = true, env = "HERALD_CONFIG_DIR", default_value = "config")]
+    config_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API (and, with the worker role, the delivery workers).
+    Serve,
+    /// Create the database if needed and run the migrations, then exit.
+    Migrate,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (it is shown only this once).
+    Create(TokenCreate),
+}
+
+#[derive(Debug, Args)]
+#[group(id = "scope", required = true, multiple = false, args = ["org", "instance"])]
+struct TokenCreate {
+    /// Scope the token to one organization.
+    #[arg(long)]
+    org: Option<String>,
+    /// Scope the token to every organization.
+    #[arg(long)]
+    instance: bool,
+    /// A permission (repeat for more): org.write user.read user.write delivery.read
+    /// delivery.replay bulk.write token.write
+    #[arg(long = "permission", required = true, value_parser = parse_permission)]
+    permissions: Vec<Permission>,
+    /// What the token is for.
+    #[arg(long, default_value = "")]
+    description: String,
+}
+
+fn parse_permission(s: &str) -> Result<Permission, String> {
+    Permission::parse(s).ok_or_else(|| {
+        let all: Vec<_> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+        format!("unknown permission {s:?}; one of {}", all.join(", "))
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let settings = match Settings::load(&cli.config_dir, &env) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("herald: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    herald::telemetry::init(&settings.log);
+    let result = actix_web::rt::System::new().block_on(run(cli.command, settings));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("herald: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            app.run_until_stopped().await.context("HTTP server")
+        }
+        Command::Migrate => {
+            startup::open_database(&Settings { database: herald::config::Database { migrate_on_start: true, ..settings.database.clone() }, ..settings })
+                .await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create(args)) => {
+            let pool = startup::open_database(&settings).await?;
+            let state = startup::services(&settings, pool).await?;
+            let issued = state
+                .auth
+                .issue(
+                    &Principal::cli(),
+                    TokenRequest { org_id: args.org, permissions: args.permissions, description: args.description, expires_at: None },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+            eprintln!("token id: {} (the token is shown only once)", issued.token_id);
+            println!("{}", issued.token);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! `events`: the append-only history that `details` is read from.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+/// One event to append.
+#[derive(Debug)]
+pub struct NewEvent<'a> {
+    pub aggregate_id: &'a str,
+    pub event_type: &'a str,
+    pub payload: Value,
+    pub resource_owner: &'a str,
+    pub created_by: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// Appends an event to an existing user and returns its sequence. One statement:
+/// bump the user's sequence and insert the event with it. The caller holds the
+/// user's row lock (`users::lock`), so two writers never draw the same number.
+pub async fn append_to_user(conn: &mut PgConnection, e: &NewEvent<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH bumped AS (
+             UPDATE users SET sequence = sequence + 1, changed_at = $5
+             WHERE id = $1 RETURNING sequence
+         )
+         INSERT INTO events (aggregate_id, aggregate_type, sequence, type, payload, resource_owner, created_at, created_by)
+         SELECT $1, 'user', bumped.sequence, $2, $3, $4, $5, $6 FROM bumped
+         RETURNING sequence",
+    )
+    .bind(e.aggregate_id)
+    .bind(e.event_type)
+    .bind(&e.payload)
+    .bind(e.resource_owner)
+    .bind(e.at)
+    .bind(e.created_by)
+    .fetch_one(conn)
+    .await
+}
+
+/// Records the first event of a new aggregate (sequence 1); the aggregate's row is
+/// inserted by the caller in the same transaction.
+pub async fn insert_first(conn: &mut PgConnection, aggregate_type: &str, e: &NewEvent<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO events (aggregate_id, aggregate_type, sequence, type, payload, resource_owner, created_at, created_by)
+         VALUES ($1, $2, 1, $3, $4, $5, $6, $7)",
+    )
+    .bind(e.aggregate_id)
+    .bind(aggregate_type)
+    .bind(e.event_type)
+    .bind(&e.payload)
+    .bind(e.resource_owner)
+    .bind(e.at)
+    .bind(e.created_by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// How many events of `event_type` the aggregate got since `since`, and when the
+/// oldest of them was (to tell a rate-limited caller when to come back).
+pub async fn count_since(
+    conn: &mut PgConnection,
+    aggregate_id: &str,
+    event_type: &str,
+    since: DateTime<Utc>,
+) -> Result<(i64, Option<DateTime<Utc>>), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*), min(created_at) FROM events
+         WHERE aggregate_id = $1 AND type = $2 AND created_at > $3",
+    )
+    .bind(aggregate_id)
+    .bind(event_type)
+    .bind(since)
+    .fetch_one(conn)
+    .await
+}
