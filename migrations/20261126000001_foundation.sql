@@ -94,7 +94,7 @@ CREATE TABLE deliveries (
     provider_message_id TEXT,
     request_id          TEXT
 );
-CREATE INDEX deliveries_unpublished ON deliveries (created_at) WHERE published_at IS NULL;
+CREATE INDEX deliveries_unpublished ON deliveries (created_at) WHERE published_at IS NULL AND status = 'queued';
 CREATE INDEX deliveries_by_user ON deliveries (user_id, status);
 CREATE INDEX deliveries_by_status ON deliveries (status, id);
 

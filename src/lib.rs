@@ -16,10 +16,15 @@
 
 pub mod api;
 pub mod auth;
+pub mod channels;
 pub mod config;
+pub mod delivery;
 pub mod directory;
 pub mod domain;
 pub mod invite;
+pub mod metrics;
+pub mod queue;
+pub mod render;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

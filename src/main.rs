@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use herald::auth::{Principal, TokenRequest};
 use herald::config::Settings;
@@ -88,7 +87,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             let app = Application::build(settings).await?;
-            app.run_until_stopped().await.context("HTTP server")
+            app.run_until_stopped().await
         }
         Command::Migrate => {
             startup::open_database(&Settings { database: herald::config::Database { migrate_on_start: true, ..settings.database.clone() }, ..settings })

@@ -1,9 +1,22 @@
 //! `Application`: everything `herald serve` starts, built the same way by `main`
-//! and by the tests (which start it on port 0 with their own database).
+//! and by the tests (which start it on port 0 with their own database and queue
+//! prefix).
+//!
+//! The actor topology (every actor under an `actix::Supervisor`):
+//!
+//! ```text
+//! AmqpLink ──LinkStatus──▶ Publisher ◀── OutboxRelay ◀── Kick (after each commit, and every second)
+//!    │                         ▲
+//!    └──LinkStatus──▶ QueueConsumer(email) ─┐      (each consumer on its own Arbiter)
+//!                     QueueConsumer(sms)  ──┴─▶ DeliveryWorker ─▶ Renderer (SyncArbiter)
+//!                                                              ─▶ EmailSender / SmsSender
+//! ```
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
+use actix::Addr;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context;
@@ -11,16 +24,30 @@ use sqlx::PgPool;
 
 use crate::api::{self, AppState};
 use crate::auth::Authenticator;
-use crate::config::Settings;
+use crate::channels::{EmailSender, SmsSender};
+use crate::config::{Role, Settings};
+use crate::delivery::relay::Kick;
+use crate::delivery::{DeliveryWorker, OutboxRelay, Pipeline, RetryPolicy};
 use crate::directory::Directory;
 use crate::domain::{CodeCipher, IdGenerator, UrlTemplate};
 use crate::invite::{InviteService, InviteSettings};
+use crate::metrics::Metrics;
+use crate::queue::consumer::Drain;
+use crate::queue::link::{Close, LinkHandle};
+use crate::queue::{AmqpLink, ConsumerOptions, Publisher, QueueConsumer, Topology};
+use crate::render::{Renderer, Templates};
 use crate::store;
 
+/// How long a claim holds a delivery: longer than the slowest send (SMTP 30s).
+const DELIVERY_LEASE: Duration = Duration::from_secs(90);
+
 pub struct Application {
-    port: u16,
-    server: Server,
+    port: Option<u16>,
+    server: Option<Server>,
     pool: PgPool,
+    link: LinkHandle,
+    consumers: Vec<Addr<QueueConsumer>>,
+    grace: Duration,
 }
 
 /// Opens the database: creates it if missing, migrates unless told not to.
@@ -36,11 +63,20 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-/// The services of the domain, wired to one pool.
+/// The domain services, wired to one pool.
+pub struct Services {
+    pub auth: Authenticator,
+    pub directory: Directory,
+    pub invites: InviteService,
+    pub cipher: CodeCipher,
+    pub ids: Arc<IdGenerator>,
+}
+
+/// Builds the domain services.
 ///
 /// # Errors
 /// Invalid settings (the crypto key) or a database that does not answer.
-pub async fn services(settings: &Settings, pool: PgPool) -> anyhow::Result<AppState> {
+pub async fn services(settings: &Settings, pool: PgPool) -> anyhow::Result<Services> {
     let node = store::allocate_node_id(&pool).await.context("allocating an ID node number")?;
     let ids = Arc::new(IdGenerator::new(node));
     let cipher = CodeCipher::new(&settings.crypto_key()?);
@@ -52,54 +88,151 @@ pub async fn services(settings: &Settings, pool: PgPool) -> anyhow::Result<AppSt
         default_application_name: settings.invite.default_application_name.clone(),
         max_codes_per_user_per_hour: settings.invite.max_codes_per_user_per_hour,
     };
-    Ok(AppState {
+    Ok(Services {
         auth: Authenticator::new(pool.clone(), ids.clone(), settings.bootstrap_token()),
         directory: Directory::new(pool.clone(), ids.clone()),
-        invites: InviteService::new(pool.clone(), cipher, ids, invite_settings),
-        pool,
+        invites: InviteService::new(pool.clone(), cipher.clone(), ids.clone(), invite_settings),
+        cipher,
+        ids,
     })
 }
 
 impl Application {
-    /// Connects, migrates and binds; the server runs once awaited.
+    /// Connects, migrates, starts the actors and binds; the server runs once
+    /// [`Application::run_until_stopped`] is awaited. The broker may be down: the
+    /// link keeps trying, and the outbox holds what is accepted meanwhile.
     ///
     /// # Errors
-    /// The database is unreachable, the address cannot be bound, or the settings
-    /// are invalid.
+    /// The database is unreachable, the address cannot be bound, a template is
+    /// broken, or the settings are invalid.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         if settings.env == "development" && settings.crypto.key.is_empty() {
             tracing::warn!("crypto.key is unset: using the development key; set it before storing real codes");
         }
+        // A broken template stops the process here, never a mail later.
+        let templates = Arc::new(Templates::load().context("templates")?);
         let pool = open_database(&settings).await?;
-        let state = services(&settings, pool.clone()).await?;
-        let listener = TcpListener::bind(&settings.http.addr).with_context(|| format!("http.addr: cannot bind {}", settings.http.addr))?;
-        let addr = listener.local_addr()?;
-        tracing::info!(%addr, "listening");
-        let data = web::Data::new(state);
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .wrap(middleware::from_fn(api::request_id::middleware))
-                .configure(api::configure)
-                .default_service(web::to(api::rest::not_found))
-        })
-        .listen(listener)?
-        .shutdown_timeout(settings.shutdown.grace.as_secs())
-        .run();
-        Ok(Application { port: addr.port(), server, pool })
+        let services = services(&settings, pool.clone()).await?;
+        let metrics = Metrics::new();
+
+        let topology = Topology::new(&settings.amqp.prefix, &settings.delivery.retry_delays);
+        let link = AmqpLink::start(settings.amqp.url.clone(), topology.clone());
+        let publisher = Publisher::start(link.clone());
+        let relay = OutboxRelay::start(pool.clone(), publisher.clone(), topology.exchange(), metrics.clone());
+        // A kick is a tiny, idempotent notification: do_send (no mailbox bound) is
+        // fine, and the relay coalesces kicks that arrive during a sweep.
+        let invites = services.invites.with_delivery_hook(Arc::new(move |_id| relay.do_send(Kick)));
+
+        let mut consumers = Vec::new();
+        if settings.has_role(Role::Worker) {
+            let email = EmailSender::start(settings.email.clone()).map_err(anyhow::Error::msg)?;
+            let pipeline = Pipeline {
+                pool: pool.clone(),
+                cipher: services.cipher.clone(),
+                renderer: Renderer::start(templates, 2),
+                email,
+                sms: SmsSender::start(settings.sms.clone()),
+                policy: Arc::new(RetryPolicy {
+                    delays: topology.retry_delays.clone(),
+                    max_attempts: settings.delivery.max_attempts,
+                    lease: DELIVERY_LEASE,
+                }),
+                metrics: metrics.clone(),
+            };
+            let worker = DeliveryWorker::start(pipeline);
+            for queue in [topology.email_queue(), topology.sms_queue()] {
+                let options = ConsumerOptions { queue, prefetch: settings.amqp.prefetch, grace: settings.shutdown.grace };
+                consumers.push(QueueConsumer::start(link.clone(), topology.clone(), options, worker.clone().recipient(), publisher.clone()));
+            }
+        }
+
+        let (port, server) = if settings.has_role(Role::Api) {
+            let state = AppState {
+                auth: services.auth,
+                directory: services.directory,
+                invites,
+                pool: pool.clone(),
+                link: Some(link.clone()),
+                metrics,
+            };
+            let listener =
+                TcpListener::bind(&settings.http.addr).with_context(|| format!("http.addr: cannot bind {}", settings.http.addr))?;
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, roles = ?settings.roles, "listening");
+            let data = web::Data::new(state);
+            let server = HttpServer::new(move || {
+                App::new()
+                    .app_data(data.clone())
+                    .wrap(middleware::from_fn(api::request_id::middleware))
+                    .configure(api::configure)
+                    .default_service(web::to(api::rest::not_found))
+            })
+            .listen(listener)?
+            // Signals are handled in `run_until_stopped`, which also drains the workers.
+            .disable_signals()
+            .shutdown_timeout(settings.shutdown.grace.as_secs())
+            .run();
+            (Some(addr.port()), Some(server))
+        } else {
+            tracing::info!(roles = ?settings.roles, "started without the HTTP API");
+            (None, None)
+        };
+        Ok(Application { port, server, pool, link, consumers, grace: settings.shutdown.grace })
     }
 
+    /// The bound HTTP port (with the api role).
     pub fn port(&self) -> u16 {
-        self.port
+        self.port.unwrap_or(0)
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    /// Serves until SIGINT or SIGTERM, then shuts down in order: stop consuming,
+    /// let in-flight deliveries finish (up to `shutdown.grace`; unfinished ones
+    /// return to the queue), stop the HTTP server gracefully, close the broker.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let handle = self.server.as_ref().map(|s| s.handle());
+        let server = self.server.map(actix_web::rt::spawn);
+        shutdown_signal().await;
+        tracing::info!(grace = ?self.grace, "shutting down");
+        let drains = self.consumers.iter().map(|c| c.send(Drain));
+        let unfinished: usize = futures_util::future::join_all(drains).await.into_iter().map(|r| r.unwrap_or(0)).sum();
+        if unfinished > 0 {
+            tracing::warn!(unfinished, "grace period over; unfinished deliveries return to the queue");
+        }
+        if let Some(h) = handle {
+            h.stop(true).await;
+        }
+        if let Some(s) = server {
+            let _ = s.await;
+        }
+        let _ = self.link.addr.send(Close).await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -17,6 +17,8 @@ use sqlx::PgPool;
 use crate::auth::Authenticator;
 use crate::directory::Directory;
 use crate::invite::InviteService;
+use crate::metrics::Metrics;
+use crate::queue::link::LinkHandle;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -25,11 +27,16 @@ pub struct AppState {
     pub directory: Directory,
     pub invites: InviteService,
     pub pool: PgPool,
+    /// The broker link, for `/readyz`.
+    pub link: Option<LinkHandle>,
+    pub metrics: Metrics,
 }
 
 /// Mounts every route on an actix-web `App`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz));
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
     rest::routes(cfg);
     connect::routes(cfg);
 }
@@ -37,4 +44,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// 200 while the process serves; says nothing of its dependencies (`/readyz` does).
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// 200 when the database and the broker answer; else 503 saying which is down.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let database = crate::store::ping(&state.pool).await;
+    let broker = state.link.as_ref().is_some_and(|l| l.is_up());
+    let word = |ok: bool| if ok { "ok" } else { "down" };
+    let body = serde_json::json!({"database": word(database), "broker": word(broker)});
+    if database && broker {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Prometheus text exposition.
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Ok(n) = crate::store::deliveries::outbox_backlog(&state.pool).await {
+        state.metrics.set_outbox_backlog(n);
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }

@@ -40,6 +40,9 @@ pub async fn middleware(req: ServiceRequest, next: Next<impl MessageBody>) -> Re
         res.headers_mut().insert(X_REQUEST_ID, v);
     }
     let status = res.status().as_u16();
+    if let Some(state) = res.request().app_data::<actix_web::web::Data<super::AppState>>() {
+        state.metrics.http_request(status);
+    }
     span.in_scope(|| tracing::info!(status, ms = started.elapsed().as_millis() as u64, "request done"));
     Ok(res)
 }

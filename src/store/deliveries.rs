@@ -59,3 +59,202 @@ pub async fn end_waiting(
     .await?;
     Ok(res.rows_affected())
 }
+
+/// A delivery with everything needed to render and send it, read under the
+/// delivery's row lock.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryContext {
+    pub id: i64,
+    pub status: String,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub attempts: i32,
+    pub channel: String,
+    pub recipient: String,
+    pub locale: String,
+    pub code_event_sequence: i64,
+    pub user_id: String,
+    pub org_id: String,
+    pub display_name: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub username: String,
+    pub initialized: bool,
+    pub org_name: String,
+    pub login_methods: Vec<String>,
+    pub code_encrypted: Option<Vec<u8>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub url_template: Option<String>,
+    pub application_name: Option<String>,
+    pub current_sequence: Option<i64>,
+}
+
+/// What claiming a delivery found.
+#[derive(Debug)]
+pub enum Claim {
+    /// No such delivery.
+    Missing,
+    /// Already in a final state (`sent`, `dead`, …): nothing to do.
+    Finished(String),
+    /// Its code is no longer the one to send: marked `superseded`, `expired` or
+    /// `cancelled` now.
+    Stale(&'static str),
+    /// Another worker holds an unexpired lease on it.
+    Leased,
+    /// Ours to send: now `sending`, attempts incremented, leased until the given time.
+    Claimed(Box<DeliveryContext>),
+}
+
+/// Claims a delivery for sending (`queued|retrying → sending`, with a lease), or
+/// says why not. A `sending` row whose lease ran out (its worker died) can be
+/// claimed again. Stale deliveries are ended in the same transaction.
+pub async fn claim(pool: &sqlx::PgPool, id: i64, lease: chrono::Duration) -> Result<Claim, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let ctx: Option<DeliveryContext> = sqlx::query_as(
+        "SELECT d.id, d.status, d.lease_until, d.attempts, d.channel, d.recipient, d.locale,
+                d.code_event_sequence, d.user_id, d.org_id,
+                u.display_name, u.given_name, u.family_name, u.username, u.initialized,
+                o.name AS org_name, o.login_methods,
+                c.code_encrypted, c.expires_at, c.url_template, c.application_name,
+                c.event_sequence AS current_sequence
+         FROM deliveries d
+         JOIN users u ON u.id = d.user_id
+         JOIN organizations o ON o.id = d.org_id
+         LEFT JOIN invite_codes c ON c.user_id = d.user_id
+         WHERE d.id = $1
+         FOR UPDATE OF d",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(mut ctx) = ctx else { return Ok(Claim::Missing) };
+    let now = Utc::now();
+    match ctx.status.as_str() {
+        "queued" | "retrying" => {}
+        "sending" if ctx.lease_until.is_some_and(|l| l > now) => return Ok(Claim::Leased),
+        "sending" => {}
+        other => return Ok(Claim::Finished(other.to_string())),
+    }
+    let stale = if ctx.initialized {
+        Some("cancelled")
+    } else if ctx.current_sequence != Some(ctx.code_event_sequence) {
+        Some("superseded")
+    } else if ctx.code_encrypted.is_none() || ctx.expires_at.is_none_or(|e| e <= now) {
+        Some("expired")
+    } else {
+        None
+    };
+    if let Some(status) = stale {
+        sqlx::query("UPDATE deliveries SET status = $2, lease_until = NULL, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return Ok(Claim::Stale(status));
+    }
+    let lease_until = now + lease;
+    let attempts: i32 = sqlx::query_scalar(
+        "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_until = $2, updated_at = $3
+         WHERE id = $1 RETURNING attempts",
+    )
+    .bind(id)
+    .bind(lease_until)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    ctx.attempts = attempts;
+    ctx.status = "sending".into();
+    ctx.lease_until = Some(lease_until);
+    Ok(Claim::Claimed(Box::new(ctx)))
+}
+
+/// How one attempt ended, and the state the delivery moves to.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord<'a> {
+    pub delivery_id: i64,
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    /// `sent`, `transient` or `permanent`.
+    pub outcome: &'a str,
+    pub error: Option<&'a str>,
+    pub duration_ms: i32,
+    /// `sent`, `retrying`, `dead` or `expired`.
+    pub status: &'a str,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub provider_message_id: Option<&'a str>,
+}
+
+/// Records an attempt and moves the delivery on, in one transaction.
+pub async fn record_attempt(pool: &sqlx::PgPool, r: &AttemptRecord<'_>) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, outcome, error, duration_ms)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(r.delivery_id)
+    .bind(r.attempt)
+    .bind(r.started_at)
+    .bind(r.outcome)
+    .bind(r.error)
+    .bind(r.duration_ms)
+    .execute(&mut *tx)
+    .await?;
+    let now = Utc::now();
+    sqlx::query(
+        "UPDATE deliveries SET status = $2, last_error = COALESCE($3, last_error), next_attempt_at = $4,
+                lease_until = NULL, updated_at = $5,
+                sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END,
+                provider_message_id = COALESCE($6, provider_message_id)
+         WHERE id = $1",
+    )
+    .bind(r.delivery_id)
+    .bind(r.status)
+    .bind(r.error)
+    .bind(r.next_attempt_at)
+    .bind(now)
+    .bind(r.provider_message_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// A delivery the relay is about to publish.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Unpublished {
+    pub id: i64,
+    pub channel: String,
+    pub attempts: i32,
+    pub request_id: Option<String>,
+}
+
+/// Locks up to `limit` queued deliveries that were never published. `SKIP LOCKED`
+/// lets any number of relays (one per process) share the outbox.
+pub async fn lock_unpublished(conn: &mut PgConnection, limit: i64) -> Result<Vec<Unpublished>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, channel, attempts, request_id FROM deliveries
+         WHERE published_at IS NULL AND status = 'queued'
+         ORDER BY created_at
+         LIMIT $1
+         FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE deliveries SET published_at = now() WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Queued deliveries not yet handed to the broker (the `/metrics` backlog).
+pub async fn outbox_backlog(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE published_at IS NULL AND status = 'queued'")
+        .fetch_one(pool)
+        .await
+}

@@ -1,0 +1,40 @@
+//! The ways a message leaves herald: e-mail (lettre) and SMS (HTTP providers).
+//!
+//! Each sender answers with [`SendError`] classified for the retry policy
+//! (DESIGN.md §6): transient failures are retried, permanent ones are not.
+
+pub mod email;
+pub mod sms;
+
+use std::time::Duration;
+
+pub use email::{EmailSender, OutgoingEmail, SendEmail};
+pub use sms::{OutgoingSms, SendSms, SmsSender};
+
+/// A failed send, classified.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// May succeed later: SMTP 4xx, connection errors, timeouts, HTTP 5xx/408/429.
+    #[error("{message}")]
+    Transient { message: String, retry_after: Option<Duration> },
+    /// Will not succeed: SMTP 5xx, HTTP 4xx, an invalid recipient.
+    #[error("{message}")]
+    Permanent { message: String },
+}
+
+impl SendError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        SendError::Transient { message: message.into(), retry_after: None }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        SendError::Permanent { message: message.into() }
+    }
+}
+
+/// What a provider said when it accepted the message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// The provider's id for the message, when it gives one.
+    pub provider_message_id: Option<String>,
+}

@@ -1,0 +1,273 @@
+//! Deliveries: claim → render → send → record, the retry policy, the outbox relay.
+//!
+//! [`Pipeline::handle`] is the whole life of one broker message, as a plain async
+//! function; the actors around it ([`worker::DeliveryWorker`], the generic
+//! `queue::QueueConsumer`) are shells. Every decision is recorded in PostgreSQL
+//! before the message is acknowledged.
+
+pub mod relay;
+pub mod retry;
+pub mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use tracing::Instrument;
+
+use crate::channels::{EmailSender, OutgoingEmail, OutgoingSms, SendEmail, SendError, SendSms, SmsSender};
+use crate::domain::{CodeCipher, LoginMethod, UrlTemplate};
+use crate::metrics::Metrics;
+use crate::queue::{Disposition, Incoming, Outgoing};
+use crate::render::{InviteData, RenderEmail, RenderSms, Renderer};
+use crate::store::{self, deliveries::AttemptRecord, deliveries::Claim, deliveries::DeliveryContext};
+
+pub use relay::OutboxRelay;
+pub use worker::DeliveryWorker;
+
+/// The `type` of a delivery message.
+pub const MESSAGE_TYPE: &str = "delivery.v1";
+
+/// `delivery.v1`: ids only. Never a code, an address or a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryMessage {
+    pub v: u8,
+    pub delivery_id: String,
+    pub attempt: u32,
+}
+
+impl DeliveryMessage {
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising a struct of strings and integers cannot fail.
+        serde_json::to_vec(self).expect("serialisable")
+    }
+}
+
+/// The message for a delivery, with its tracing headers.
+pub fn outgoing(exchange: &str, id: i64, channel: &str, attempt: u32, request_id: Option<&str>) -> Outgoing {
+    let mut headers = BTreeMap::new();
+    let request_id = request_id.map(str::to_string).unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+    headers.insert("traceparent".to_string(), traceparent(&request_id));
+    headers.insert("x-request-id".to_string(), request_id);
+    Outgoing {
+        exchange: exchange.to_string(),
+        routing_key: format!("delivery.{channel}"),
+        cc: vec![],
+        kind: MESSAGE_TYPE.into(),
+        body: DeliveryMessage { v: 1, delivery_id: id.to_string(), attempt }.encode(),
+        headers,
+        message_id: Some(format!("delivery-{id}-{attempt}")),
+    }
+}
+
+/// A W3C `traceparent` whose trace id is the request id when it is 32 hex digits
+/// (herald's own ids are), so one trace id follows a resend end to end.
+pub fn traceparent(request_id: &str) -> String {
+    let trace = if request_id.len() == 32 && request_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        request_id.to_ascii_lowercase()
+    } else {
+        format!("{:032x}", rand::random::<u128>())
+    };
+    format!("00-{trace}-{:016x}-01", rand::random::<u64>())
+}
+
+/// The `delivery` settings the pipeline needs.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub delays: Vec<Duration>,
+    pub max_attempts: u32,
+    /// How long a claim holds a delivery; longer than any one send can take.
+    pub lease: Duration,
+}
+
+/// Everything one delivery needs, shared by all in flight.
+#[derive(Clone)]
+pub struct Pipeline {
+    pub pool: PgPool,
+    pub cipher: CodeCipher,
+    pub renderer: Addr<Renderer>,
+    pub email: Addr<EmailSender>,
+    pub sms: Addr<SmsSender>,
+    pub policy: Arc<RetryPolicy>,
+    pub metrics: Metrics,
+}
+
+/// How an attempt ended, before it is recorded.
+enum Attempted {
+    Sent(Option<String>),
+    Failed(SendError),
+}
+
+impl Pipeline {
+    fn shortest_delay(&self) -> Duration {
+        self.policy.delays.iter().copied().min().unwrap_or(Duration::from_secs(5))
+    }
+
+    /// Handles one `delivery.v1` message and says what to do with it.
+    pub async fn handle(&self, msg: Incoming) -> Disposition {
+        let parsed = serde_json::from_slice::<DeliveryMessage>(&msg.body)
+            .map_err(|e| e.to_string())
+            .and_then(|m| if m.v == 1 { Ok(m) } else { Err(format!("unknown version {}", m.v)) })
+            .and_then(|m| m.delivery_id.parse::<i64>().map(|id| (m, id)).map_err(|e| format!("deliveryId: {e}")));
+        let (message, id) = match parsed {
+            Ok(p) => p,
+            Err(reason) => {
+                tracing::warn!(%reason, kind = ?msg.kind, "unparsable delivery message; parking it in the dead queue");
+                return Disposition::Dead { reason: format!("unparsable delivery message: {reason}") };
+            }
+        };
+        let request_id = msg.headers.get("x-request-id").cloned().unwrap_or_default();
+        let span = tracing::info_span!("delivery", delivery_id = id, request_id = %request_id, attempt = message.attempt);
+        self.deliver(id, msg.body).instrument(span).await
+    }
+
+    async fn deliver(&self, id: i64, body: Vec<u8>) -> Disposition {
+        let lease = chrono::Duration::from_std(self.policy.lease).unwrap_or(chrono::Duration::seconds(60));
+        let ctx = match store::deliveries::claim(&self.pool, id, lease).await {
+            Ok(Claim::Claimed(ctx)) => ctx,
+            Ok(Claim::Missing) => {
+                tracing::warn!("message for an unknown delivery");
+                return Disposition::Dead { reason: format!("unknown delivery {id}") };
+            }
+            Ok(Claim::Finished(status)) => {
+                tracing::debug!(%status, "already finished; skipping");
+                return Disposition::Ack;
+            }
+            Ok(Claim::Stale(status)) => {
+                tracing::info!(status, "not sent: the code is stale");
+                return Disposition::Ack;
+            }
+            // Another worker is sending it, or died doing so: look again once the
+            // lease may have run out. Acking would lose it if that worker is dead.
+            Ok(Claim::Leased) => return Disposition::Retry { delay: self.shortest_delay(), body },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim (database); retrying later");
+                return Disposition::Retry { delay: self.shortest_delay(), body };
+            }
+        };
+        self.metrics.delivery(&ctx.channel, "sending");
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let result = self.attempt(&ctx).await;
+        let elapsed = clock.elapsed();
+        let attempt = ctx.attempts;
+        let (outcome, error, status, next_attempt_at, provider_id, disposition) = match &result {
+            Attempted::Sent(provider) => ("sent", None, "sent", None, provider.clone(), Disposition::Ack),
+            Attempted::Failed(SendError::Permanent { message }) => {
+                ("permanent", Some(message.clone()), "dead", None, None, Disposition::Dead { reason: message.clone() })
+            }
+            Attempted::Failed(SendError::Transient { message, retry_after }) => {
+                let expires = ctx.expires_at.unwrap_or_else(Utc::now);
+                let p = &self.policy;
+                match retry::after_transient(attempt as u32, p.max_attempts, &p.delays, *retry_after, retry::jitter(), Utc::now(), expires) {
+                    retry::Next::Retry(delay) => {
+                        let next = DeliveryMessage { v: 1, delivery_id: id.to_string(), attempt: attempt as u32 + 1 };
+                        let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                        ("transient", Some(message.clone()), "retrying", Some(at), None, Disposition::Retry { delay, body: next.encode() })
+                    }
+                    retry::Next::Dead => {
+                        let reason = format!("attempts exhausted ({attempt}): {message}");
+                        ("transient", Some(message.clone()), "dead", None, None, Disposition::Dead { reason })
+                    }
+                    retry::Next::Expired => ("transient", Some(message.clone()), "expired", None, None, Disposition::Ack),
+                }
+            }
+        };
+        self.metrics.attempt(&ctx.channel, outcome, elapsed.as_secs_f64());
+        let record = AttemptRecord {
+            delivery_id: id,
+            attempt,
+            started_at,
+            outcome,
+            error: error.as_deref(),
+            duration_ms: elapsed.as_millis().min(i32::MAX as u128) as i32,
+            status,
+            next_attempt_at,
+            provider_message_id: provider_id.as_deref(),
+        };
+        if let Err(e) = store::deliveries::record_attempt(&self.pool, &record).await {
+            // The row still says `sending` under a lease; the message comes back
+            // and is claimed again once the lease ends (a duplicate is possible
+            // only if it was in fact sent: the window DESIGN.md §2 names).
+            tracing::error!(error = %e, outcome, "cannot record the attempt; retrying later");
+            return Disposition::Retry { delay: self.shortest_delay(), body };
+        }
+        self.metrics.delivery(&ctx.channel, status);
+        match status {
+            "sent" => tracing::info!(attempt, ms = elapsed.as_millis() as u64, "delivered"),
+            "retrying" => tracing::warn!(attempt, error = error.as_deref().unwrap_or(""), "transient failure; will retry"),
+            _ => tracing::warn!(attempt, status, error = error.as_deref().unwrap_or(""), "delivery ended unsent"),
+        }
+        disposition
+    }
+
+    async fn attempt(&self, ctx: &DeliveryContext) -> Attempted {
+        match self.prepare(ctx) {
+            Ok(data) => match ctx.channel.as_str() {
+                "sms" => self.send_sms(ctx, data).await,
+                _ => self.send_email(ctx, data).await,
+            },
+            Err(e) => Attempted::Failed(e),
+        }
+    }
+
+    fn prepare(&self, ctx: &DeliveryContext) -> Result<InviteData, SendError> {
+        let sealed = ctx.code_encrypted.as_deref().ok_or_else(|| SendError::permanent("code was cleared"))?;
+        let code = self.cipher.open(sealed, &ctx.user_id).map_err(|e| SendError::permanent(e.to_string()))?;
+        let template = UrlTemplate::parse(ctx.url_template.as_deref().unwrap_or_default())
+            .map_err(|e| SendError::permanent(format!("URL template: {}", e.text)))?;
+        Ok(InviteData {
+            application_name: ctx.application_name.clone().unwrap_or_default(),
+            display_name: ctx.display_name.clone(),
+            given_name: ctx.given_name.clone(),
+            family_name: ctx.family_name.clone(),
+            username: ctx.username.clone(),
+            org_name: ctx.org_name.clone(),
+            url: template.render(&ctx.user_id, code.expose(), &ctx.org_id),
+            code: code.expose().to_string(),
+            expires_at: ctx.expires_at.unwrap_or_else(Utc::now),
+            login_methods: ctx.login_methods.iter().filter_map(|m| LoginMethod::parse(m)).collect(),
+            locale: ctx.locale.clone(),
+        })
+    }
+
+    async fn send_email(&self, ctx: &DeliveryContext, data: InviteData) -> Attempted {
+        let display_name = data.display_name.clone();
+        let rendered = match self.renderer.send(RenderEmail(data)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Attempted::Failed(SendError::permanent(e.to_string())),
+            Err(e) => return Attempted::Failed(SendError::transient(format!("renderer unavailable: {e}"))),
+        };
+        let mail = OutgoingEmail {
+            delivery_id: ctx.id,
+            to_address: ctx.recipient.clone(),
+            to_name: display_name,
+            subject: rendered.subject,
+            html: rendered.html,
+            text: rendered.text,
+        };
+        match self.email.send(SendEmail(mail)).await {
+            Ok(Ok(accepted)) => Attempted::Sent(accepted.provider_message_id),
+            Ok(Err(e)) => Attempted::Failed(e),
+            Err(e) => Attempted::Failed(SendError::transient(format!("e-mail sender unavailable: {e}"))),
+        }
+    }
+
+    async fn send_sms(&self, ctx: &DeliveryContext, data: InviteData) -> Attempted {
+        let body = match self.renderer.send(RenderSms(data)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return Attempted::Failed(SendError::permanent(e.to_string())),
+            Err(e) => return Attempted::Failed(SendError::transient(format!("renderer unavailable: {e}"))),
+        };
+        match self.sms.send(SendSms(OutgoingSms { delivery_id: ctx.id, to: ctx.recipient.clone(), body })).await {
+            Ok(Ok(accepted)) => Attempted::Sent(accepted.provider_message_id),
+            Ok(Err(e)) => Attempted::Failed(e),
+            Err(e) => Attempted::Failed(SendError::transient(format!("SMS sender unavailable: {e}"))),
+        }
+    }
+}

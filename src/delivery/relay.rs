@@ -1,0 +1,116 @@
+//! `OutboxRelay`: publishes deliveries that are committed but not yet on the
+//! broker. Kicked right after each commit (fast path) and on a one-second tick
+//! (sweep after a broker outage or a crash). `FOR UPDATE SKIP LOCKED` lets one
+//! relay per process share the outbox; a row is marked published only after the
+//! broker confirmed its message.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use sqlx::PgPool;
+
+use crate::metrics::Metrics;
+use crate::queue::{Publish, Publisher};
+use crate::store;
+
+/// Rows per transaction: big enough to amortise the confirm round trip, small
+/// enough to keep row locks short.
+const BATCH: i64 = 500;
+const TICK: Duration = Duration::from_secs(1);
+
+/// Request: there may be something to publish now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Kick;
+
+pub struct OutboxRelay {
+    pool: PgPool,
+    publisher: Addr<Publisher>,
+    exchange: String,
+    metrics: Metrics,
+    running: bool,
+    /// A kick arrived while a sweep ran: sweep again when it ends.
+    again: bool,
+}
+
+impl OutboxRelay {
+    pub fn start(pool: PgPool, publisher: Addr<Publisher>, exchange: String, metrics: Metrics) -> Addr<OutboxRelay> {
+        Supervisor::start(move |_| OutboxRelay { pool, publisher, exchange, metrics, running: false, again: false })
+    }
+
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
+        if self.running {
+            self.again = true;
+            return;
+        }
+        self.running = true;
+        let (pool, publisher, exchange, metrics) = (self.pool.clone(), self.publisher.clone(), self.exchange.clone(), self.metrics.clone());
+        let work = async move {
+            loop {
+                match sweep_once(&pool, &publisher, &exchange).await {
+                    Ok(n) if n as i64 == BATCH => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox relay: publish failed; rows stay queued for the next sweep");
+                        break;
+                    }
+                }
+            }
+            if let Ok(n) = store::deliveries::outbox_backlog(&pool).await {
+                metrics.set_outbox_backlog(n);
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(|_, act, ctx| {
+            act.running = false;
+            if std::mem::take(&mut act.again) {
+                act.sweep(ctx);
+            }
+        }));
+    }
+}
+
+/// One batch: lock, publish with confirms, mark what was confirmed, commit.
+async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let rows = store::deliveries::lock_unpublished(&mut tx, BATCH).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let messages = rows
+        .iter()
+        .map(|r| super::outgoing(exchange, r.id, &r.channel, r.attempts as u32 + 1, r.request_id.as_deref()))
+        .collect();
+    let results = publisher.send(Publish(messages)).await?;
+    let confirmed: Vec<i64> = rows.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(row, _)| row.id).collect();
+    store::deliveries::mark_published(&mut tx, &confirmed).await?;
+    tx.commit().await?;
+    let failed = results.len() - confirmed.len();
+    tracing::debug!(published = confirmed.len(), failed, "outbox relay swept");
+    if let Some(Err(e)) = results.into_iter().find(|r| r.is_err()) {
+        anyhow::bail!("{failed} of {} not confirmed: {e}", rows.len());
+    }
+    Ok(rows.len())
+}
+
+impl Actor for OutboxRelay {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(TICK, |act, ctx| act.sweep(ctx));
+        self.sweep(ctx);
+    }
+}
+
+impl Supervised for OutboxRelay {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.running = false;
+    }
+}
+
+impl Handler<Kick> for OutboxRelay {
+    type Result = ();
+
+    fn handle(&mut self, _: Kick, ctx: &mut Self::Context) {
+        self.sweep(ctx);
+    }
+}

@@ -1,0 +1,95 @@
+//! Prometheus metrics (`GET /metrics`).
+//!
+//! One registry per process, passed around as a value (no globals), so tests that
+//! run several herald instances in one process keep their counts apart.
+
+use std::sync::Arc;
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http_requests: IntCounterVec,
+    resends: IntCounterVec,
+    deliveries: IntCounterVec,
+    attempt_seconds: HistogramVec,
+    outbox_backlog: IntGauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        // Registering fresh, uniquely named collectors on a new registry cannot fail.
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let inner = Inner {
+            http_requests: counter("herald_http_requests_total", "HTTP requests by status code", &["status"]),
+            resends: counter("herald_invite_codes_total", "Invite codes issued or refused, by operation and outcome", &["operation", "outcome"]),
+            deliveries: counter("herald_deliveries_total", "Deliveries reaching a status, by channel", &["channel", "status"]),
+            attempt_seconds: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new("herald_delivery_attempt_seconds", "Duration of one send attempt")
+                        .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+                    &["channel", "outcome"],
+                )
+                .expect("valid metric");
+                registry.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
+            outbox_backlog: {
+                let g = IntGauge::new("herald_outbox_backlog", "Queued deliveries not yet published to the broker").expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+        };
+        Metrics { registry, inner: Arc::new(inner) }
+    }
+
+    pub fn http_request(&self, status: u16) {
+        self.inner.http_requests.with_label_values(&[&status.to_string()]).inc();
+    }
+
+    pub fn invite_code(&self, operation: &str, outcome: &str) {
+        self.inner.resends.with_label_values(&[operation, outcome]).inc();
+    }
+
+    pub fn delivery(&self, channel: &str, status: &str) {
+        self.inner.deliveries.with_label_values(&[channel, status]).inc();
+    }
+
+    pub fn attempt(&self, channel: &str, outcome: &str, seconds: f64) {
+        self.inner.attempt_seconds.with_label_values(&[channel, outcome]).observe(seconds);
+    }
+
+    pub fn set_outbox_backlog(&self, n: i64) {
+        self.inner.outbox_backlog.set(n);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,198 @@
+//! `AmqpLink`: owns the one RabbitMQ connection of the process.
+//!
+//! Connects in `started()`; on failure, or when the connection reports an error,
+//! it stops itself and its `Supervisor` restarts it, which waits an exponential
+//! backoff and connects again, declaring the topology each time. Subscribers
+//! (publisher, consumers) get `LinkStatus::Up` with the new connection and
+//! `LinkStatus::Down` when it is lost, and re-arm themselves.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use lapin::{Connection, ConnectionProperties, Event};
+
+use super::Topology;
+
+/// Tells subscribers whether the broker can be used.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub enum LinkStatus {
+    Up(Arc<Connection>),
+    Down,
+}
+
+/// Request: tell this recipient about every change of the link, starting now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe(pub Recipient<LinkStatus>);
+
+/// Request: close the connection and stop reconnecting (shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Close;
+
+pub struct AmqpLink {
+    url: String,
+    topology: Topology,
+    subscribers: Vec<Recipient<LinkStatus>>,
+    conn: Option<Arc<Connection>>,
+    /// Consecutive failed attempts; sets the backoff before the next one.
+    failures: u32,
+    /// Read by `/readyz` without a round trip to the actor.
+    up: Arc<AtomicBool>,
+    closing: bool,
+}
+
+/// A handle on the link: its address and whether it is up.
+#[derive(Clone)]
+pub struct LinkHandle {
+    pub addr: Addr<AmqpLink>,
+    up: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for LinkHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkHandle").field("up", &self.is_up()).finish()
+    }
+}
+
+impl LinkHandle {
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+}
+
+impl AmqpLink {
+    /// Starts the link under a supervisor; it connects in the background, so this
+    /// returns at once even when the broker is unreachable.
+    pub fn start(url: String, topology: Topology) -> LinkHandle {
+        let up = Arc::new(AtomicBool::new(false));
+        let flag = up.clone();
+        let addr = Supervisor::start(move |_| AmqpLink {
+            url,
+            topology,
+            subscribers: Vec::new(),
+            conn: None,
+            failures: 0,
+            up: flag,
+            closing: false,
+        });
+        LinkHandle { addr, up }
+    }
+
+    /// 0 for the first try, then 0.5s, 1s, 2s … capped at 30s.
+    fn backoff(&self) -> Duration {
+        if self.failures == 0 {
+            return Duration::ZERO;
+        }
+        let ms = 500u64.saturating_mul(1 << self.failures.min(6).saturating_sub(1));
+        Duration::from_millis(ms.min(30_000))
+    }
+
+    fn broadcast(&mut self, status: LinkStatus) {
+        self.subscribers.retain(|s| s.connected());
+        for s in &self.subscribers {
+            s.do_send(status.clone());
+        }
+    }
+}
+
+async fn connect(url: String, topology: Topology) -> Result<Connection, lapin::Error> {
+    let props = ConnectionProperties::default().with_connection_name("herald".into());
+    let conn = Connection::connect(&url, props).await?;
+    let ch = conn.create_channel().await?;
+    topology.declare(&ch).await?;
+    // The declaring channel has done its work; a failure to close it is harmless.
+    let _ = ch.close(200, "topology declared".into()).await;
+    Ok(conn)
+}
+
+impl Actor for AmqpLink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let delay = self.backoff();
+        ctx.run_later(delay, |act, ctx| {
+            let fut = connect(act.url.clone(), act.topology.clone());
+            ctx.wait(fut.into_actor(act).map(|res, act, ctx| match res {
+                Ok(conn) => {
+                    tracing::info!(attempts = act.failures + 1, "broker connected, topology declared");
+                    act.failures = 0;
+                    ctx.add_stream(conn.events_listener());
+                    let conn = Arc::new(conn);
+                    act.conn = Some(conn.clone());
+                    act.up.store(true, Ordering::Relaxed);
+                    act.broadcast(LinkStatus::Up(conn));
+                }
+                Err(e) => {
+                    act.failures += 1;
+                    tracing::warn!(error = %e, retry_in = ?act.backoff(), "broker unreachable");
+                    ctx.stop();
+                }
+            }));
+        });
+    }
+}
+
+impl Supervised for AmqpLink {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.up.store(false, Ordering::Relaxed);
+        if self.conn.take().is_some() {
+            self.broadcast(LinkStatus::Down);
+        }
+    }
+}
+
+impl StreamHandler<Event> for AmqpLink {
+    fn handle(&mut self, event: Event, ctx: &mut Self::Context) {
+        match event {
+            Event::Error(e) => {
+                if !self.closing {
+                    tracing::warn!(error = %e, "broker connection lost; reconnecting");
+                    self.failures = 1;
+                    ctx.stop();
+                }
+            }
+            Event::ConnectionBlocked(reason) => tracing::warn!(%reason, "broker blocked the connection"),
+            Event::ConnectionUnblocked => tracing::info!("broker unblocked the connection"),
+            _ => {}
+        }
+    }
+
+    // The listener ends when the connection is gone; the error event (if any) has
+    // already been handled. Do not stop the actor for a finished stream.
+    fn finished(&mut self, _ctx: &mut Self::Context) {}
+}
+
+impl Handler<Subscribe> for AmqpLink {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) {
+        if let Some(conn) = &self.conn {
+            msg.0.do_send(LinkStatus::Up(conn.clone()));
+        }
+        self.subscribers.push(msg.0);
+    }
+}
+
+impl Handler<Close> for AmqpLink {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: Close, _ctx: &mut Self::Context) -> Self::Result {
+        self.closing = true;
+        self.up.store(false, Ordering::Relaxed);
+        let conn = self.conn.take();
+        self.broadcast(LinkStatus::Down);
+        Box::pin(
+            async move {
+                if let Some(conn) = conn {
+                    let _ = conn.close(200, "herald shutting down".into()).await;
+                }
+            }
+            .into_actor(self)
+            .map(|_, _, ctx| ctx.terminate()),
+        )
+    }
+}

@@ -1,0 +1,149 @@
+//! RabbitMQ topology (DESIGN.md §3), every option spelled out with its reason.
+//!
+//! | name | kind | why |
+//! |---|---|---|
+//! | `<p>` | direct exchange | all work is routed here |
+//! | `<p>.retry` | direct exchange | parks retries; never routes to a work queue directly |
+//! | `<p>.deliveries.email` / `.sms` | quorum queues, keys `delivery.email` / `delivery.sms` | an SMS outage never blocks e-mail |
+//! | `<p>.resend-requests` | quorum queue, key `resend.request` | bulk re-invites, apart from transactional work |
+//! | `<p>.retry.<delay>` | quorum queue with `x-message-ttl`, bound to `<p>.retry` by key `<delay>` | waits, then dead-letters to `<p>` |
+//! | `<p>.dead` | quorum queue, key `dead` | parked deliveries for inspection and replay |
+//!
+//! A retried message is published to `<p>.retry` with routing key `<delay>` and its
+//! original routing key as `CC`. The retry exchange has no binding for the CC key,
+//! so the message waits in the retry queue only; when its TTL ends RabbitMQ
+//! dead-letters it to `<p>` with its original routing keys (CC included), and the
+//! CC key routes it back to its work queue.
+
+use std::time::Duration;
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{Channel, ExchangeKind};
+
+/// A poison message redelivered more often than this (consumer crashes, nacks)
+/// is dead-lettered instead of looping. Quorum queues of RabbitMQ 3.10 have no
+/// default limit.
+const DELIVERY_LIMIT: i64 = 20;
+
+pub const KEY_EMAIL: &str = "delivery.email";
+pub const KEY_SMS: &str = "delivery.sms";
+pub const KEY_RESEND: &str = "resend.request";
+pub const KEY_DEAD: &str = "dead";
+
+/// Every name under one prefix.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub prefix: String,
+    pub retry_delays: Vec<Duration>,
+}
+
+impl Topology {
+    pub fn new(prefix: &str, retry_delays: &[Duration]) -> Self {
+        let mut delays = retry_delays.to_vec();
+        delays.sort();
+        delays.dedup();
+        Topology { prefix: prefix.to_string(), retry_delays: delays }
+    }
+
+    pub fn exchange(&self) -> String {
+        self.prefix.clone()
+    }
+
+    pub fn retry_exchange(&self) -> String {
+        format!("{}.retry", self.prefix)
+    }
+
+    pub fn email_queue(&self) -> String {
+        format!("{}.deliveries.email", self.prefix)
+    }
+
+    pub fn sms_queue(&self) -> String {
+        format!("{}.deliveries.sms", self.prefix)
+    }
+
+    pub fn resend_queue(&self) -> String {
+        format!("{}.resend-requests", self.prefix)
+    }
+
+    pub fn dead_queue(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+
+    /// `5s`, `2m`, `1h30m`: the retry queue's suffix and routing key.
+    pub fn delay_label(d: Duration) -> String {
+        humantime::format_duration(d).to_string().replace(' ', "")
+    }
+
+    pub fn retry_queue(&self, d: Duration) -> String {
+        format!("{}.retry.{}", self.prefix, Self::delay_label(d))
+    }
+
+    /// Declares everything; safe to repeat (after every reconnect).
+    pub async fn declare(&self, ch: &Channel) -> Result<(), lapin::Error> {
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        ch.exchange_declare(self.exchange().into(), ExchangeKind::Direct, durable, FieldTable::default()).await?;
+        ch.exchange_declare(self.retry_exchange().into(), ExchangeKind::Direct, durable, FieldTable::default())
+            .await?;
+
+        // Work queues: quorum (replicated, durable), a delivery limit against poison
+        // messages, and the dead queue as where such messages end.
+        for (queue, key) in [
+            (self.email_queue(), KEY_EMAIL),
+            (self.sms_queue(), KEY_SMS),
+            (self.resend_queue(), KEY_RESEND),
+        ] {
+            let mut args = quorum();
+            args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
+            args.insert("x-dead-letter-exchange".into(), string(&self.exchange()));
+            args.insert("x-dead-letter-routing-key".into(), string(KEY_DEAD));
+            self.queue(ch, &queue, args, &self.exchange(), key).await?;
+        }
+
+        // Retry queues: a per-queue TTL (a quorum queue expires messages only at its
+        // head, so one TTL per queue keeps them in order), then back to the work
+        // exchange with the original routing keys. At-least-once dead-lettering so a
+        // retry is not lost in transit; it requires reject-publish on overflow.
+        for d in &self.retry_delays {
+            let mut args = quorum();
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(d.as_millis() as i64));
+            args.insert("x-dead-letter-exchange".into(), string(&self.exchange()));
+            args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
+            args.insert("x-overflow".into(), string("reject-publish"));
+            self.queue(ch, &self.retry_queue(*d), args, &self.retry_exchange(), &Self::delay_label(*d)).await?;
+        }
+
+        self.queue(ch, &self.dead_queue(), quorum(), &self.exchange(), KEY_DEAD).await?;
+        Ok(())
+    }
+
+    async fn queue(&self, ch: &Channel, name: &str, args: FieldTable, exchange: &str, key: &str) -> Result<(), lapin::Error> {
+        let opts = QueueDeclareOptions { durable: true, ..Default::default() };
+        ch.queue_declare(name.into(), opts, args).await?;
+        ch.queue_bind(name.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default()).await
+    }
+}
+
+fn quorum() -> FieldTable {
+    let mut t = FieldTable::default();
+    t.insert("x-queue-type".into(), string("quorum"));
+    t
+}
+
+fn string(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_live_under_the_prefix() {
+        let t = Topology::new("hx", &[Duration::from_secs(30), Duration::from_secs(5), Duration::from_secs(120)]);
+        assert_eq!(t.email_queue(), "hx.deliveries.email");
+        assert_eq!(t.retry_queue(Duration::from_secs(5)), "hx.retry.5s");
+        assert_eq!(t.retry_queue(Duration::from_secs(120)), "hx.retry.2m");
+        assert_eq!(t.retry_delays[0], Duration::from_secs(5));
+    }
+}
