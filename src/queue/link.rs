@@ -100,7 +100,8 @@ impl AmqpLink {
 }
 
 async fn connect(url: String, topology: Topology) -> Result<Connection, lapin::Error> {
-    let props = ConnectionProperties::default().with_connection_name("herald".into());
+    // Named after the prefix, so an operator (or a test) can tell the processes apart.
+    let props = ConnectionProperties::default().with_connection_name(format!("herald {}", topology.prefix).into());
     let conn = Connection::connect(&url, props).await?;
     let ch = conn.create_channel().await?;
     topology.declare(&ch).await?;
