@@ -1,0 +1,17 @@
+//! herald's black-box tests: the real application on port 0, its own database per
+//! test, driven through HTTP (REST and Connect) and checked by what a client sees and
+//! by the rows left behind. API.md is the contract; each module names its section.
+
+mod body;
+mod checks;
+mod concurrency;
+mod connect;
+mod create;
+mod details;
+mod directory;
+mod helpers;
+mod outbox;
+mod resend;
+mod service;
+mod tokens;
+mod verify;
