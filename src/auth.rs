@@ -164,7 +164,8 @@ impl Authenticator {
         if req.description.chars().count() > 200 {
             return Err(Error::invalid(ids::VALIDATION, "description must be at most 200 characters"));
         }
-        let token = format!("hrld_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()));
+        let token =
+            format!("hrld_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()));
         let mut permissions: Vec<String> = req.permissions.iter().map(|p| p.as_str().to_string()).collect();
         permissions.sort();
         permissions.dedup();

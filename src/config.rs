@@ -415,7 +415,10 @@ mod tests {
         let err = Settings::load(Path::new("/nonexistent"), &env(&[("HERALD_ENV", "production")])).unwrap_err();
         assert!(err.to_string().contains("crypto.key"));
         let key = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);
-        let ok = Settings::load(Path::new("/nonexistent"), &env(&[("HERALD_ENV", "production"), ("HERALD__CRYPTO__KEY", &key)]));
+        let ok = Settings::load(
+            Path::new("/nonexistent"),
+            &env(&[("HERALD_ENV", "production"), ("HERALD__CRYPTO__KEY", &key)]),
+        );
         assert_eq!(ok.unwrap().crypto_key().unwrap(), [1u8; 32]);
     }
 
@@ -424,7 +427,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("herald-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("staging.toml"), "[http]\naddr = \"0.0.0.0:9000\"\n").unwrap();
-        let s = Settings::load(&dir, &env(&[("HERALD_ENV", "staging"), ("HERALD__CRYPTO__KEY", &base64::engine::general_purpose::STANDARD.encode([2u8; 32]))])).unwrap();
+        let s = Settings::load(
+            &dir,
+            &env(&[
+                ("HERALD_ENV", "staging"),
+                ("HERALD__CRYPTO__KEY", &base64::engine::general_purpose::STANDARD.encode([2u8; 32])),
+            ]),
+        )
+        .unwrap();
         assert_eq!(s.http.addr, "0.0.0.0:9000");
         std::fs::write(dir.join("broken.toml"), "[http]\nport = 1\n").unwrap();
         let err = Settings::load(&dir, &env(&[("HERALD_ENV", "broken")])).unwrap_err();

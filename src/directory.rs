@@ -67,7 +67,11 @@ impl Directory {
     /// 403 unless the caller is instance-scoped with `org.write`; 400 for a bad name,
     /// language or login methods.
     #[tracing::instrument(skip_all, fields(caller = %caller.token_id))]
-    pub async fn create_organization(&self, caller: &Principal, req: NewOrganization) -> Result<(String, Details), Error> {
+    pub async fn create_organization(
+        &self,
+        caller: &Principal,
+        req: NewOrganization,
+    ) -> Result<(String, Details), Error> {
         caller.require(Permission::OrgWrite)?;
         if !caller.is_instance() {
             return Err(crate::auth::permission_denied());
@@ -115,7 +119,8 @@ impl Directory {
     /// 403 without `user.read`.
     pub async fn get_organization(&self, caller: &Principal, org_id: &str) -> Result<OrgRow, Error> {
         let mut conn = self.pool.acquire().await?;
-        let org = store::orgs::get(&mut conn, org_id).await?.filter(|o| caller.can_see(&o.id)).ok_or_else(org_not_found)?;
+        let org =
+            store::orgs::get(&mut conn, org_id).await?.filter(|o| caller.can_see(&o.id)).ok_or_else(org_not_found)?;
         caller.require(Permission::UserRead)?;
         Ok(org)
     }
@@ -129,8 +134,10 @@ impl Directory {
         if req.org_id.trim().is_empty() {
             return Err(Error::invalid(ids::VALIDATION, "organization.orgId is required"));
         }
-        let org =
-            store::orgs::get(&mut tx, &req.org_id).await?.filter(|o| caller.can_see(&o.id)).ok_or_else(org_not_found)?;
+        let org = store::orgs::get(&mut tx, &req.org_id)
+            .await?
+            .filter(|o| caller.can_see(&o.id))
+            .ok_or_else(org_not_found)?;
         caller.require(Permission::UserWrite)?;
 
         let email = req.email.as_deref().filter(|e| !e.is_empty()).map(Email::parse).transpose()?;
@@ -152,13 +159,22 @@ impl Directory {
             .transpose()?;
         let username = match req.username.as_deref().filter(|u| !u.is_empty()) {
             Some(u) => parse_display_text("username", u)?,
-            None => email.as_ref().map(|e| e.as_str()).or(phone.as_ref().map(|p| p.as_str())).unwrap_or_default().to_string(),
+            None => email
+                .as_ref()
+                .map(|e| e.as_str())
+                .or(phone.as_ref().map(|p| p.as_str()))
+                .unwrap_or_default()
+                .to_string(),
         };
         let id = match req.user_id.as_deref().filter(|u| !u.is_empty()) {
             Some(u) => {
-                let u = parse_user_id(u).map_err(|_| Error::invalid(ids::VALIDATION, "userId must be 1 to 200 characters"))?;
+                let u = parse_user_id(u)
+                    .map_err(|_| Error::invalid(ids::VALIDATION, "userId must be 1 to 200 characters"))?;
                 if u.chars().any(|c| c.is_control() || c == '/' || c.is_whitespace()) {
-                    return Err(Error::invalid(ids::VALIDATION, "userId must not contain spaces, '/' or control characters"));
+                    return Err(Error::invalid(
+                        ids::VALIDATION,
+                        "userId must not contain spaces, '/' or control characters",
+                    ));
                 }
                 u.to_string()
             }

@@ -90,8 +90,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             app.run_until_stopped().await
         }
         Command::Migrate => {
-            startup::open_database(&Settings { database: herald::config::Database { migrate_on_start: true, ..settings.database.clone() }, ..settings })
-                .await?;
+            startup::open_database(&Settings {
+                database: herald::config::Database { migrate_on_start: true, ..settings.database.clone() },
+                ..settings
+            })
+            .await?;
             println!("migrations applied");
             Ok(())
         }
@@ -102,7 +105,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .auth
                 .issue(
                     &Principal::cli(),
-                    TokenRequest { org_id: args.org, permissions: args.permissions, description: args.description, expires_at: None },
+                    TokenRequest {
+                        org_id: args.org,
+                        permissions: args.permissions,
+                        description: args.description,
+                        expires_at: None,
+                    },
                 )
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.message()))?;

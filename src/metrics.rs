@@ -44,8 +44,16 @@ impl Metrics {
         };
         let inner = Inner {
             http_requests: counter("herald_http_requests_total", "HTTP requests by status code", &["status"]),
-            resends: counter("herald_invite_codes_total", "Invite codes issued or refused, by operation and outcome", &["operation", "outcome"]),
-            deliveries: counter("herald_deliveries_total", "Deliveries reaching a status, by channel", &["channel", "status"]),
+            resends: counter(
+                "herald_invite_codes_total",
+                "Invite codes issued or refused, by operation and outcome",
+                &["operation", "outcome"],
+            ),
+            deliveries: counter(
+                "herald_deliveries_total",
+                "Deliveries reaching a status, by channel",
+                &["channel", "status"],
+            ),
             attempt_seconds: {
                 let h = HistogramVec::new(
                     HistogramOpts::new("herald_delivery_attempt_seconds", "Duration of one send attempt")
@@ -57,7 +65,8 @@ impl Metrics {
                 h
             },
             outbox_backlog: {
-                let g = IntGauge::new("herald_outbox_backlog", "Queued deliveries not yet published to the broker").expect("valid metric");
+                let g = IntGauge::new("herald_outbox_backlog", "Queued deliveries not yet published to the broker")
+                    .expect("valid metric");
                 registry.register(Box::new(g.clone())).expect("unique metric");
                 g
             },

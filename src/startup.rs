@@ -34,6 +34,7 @@ use crate::invite::{InviteService, InviteSettings};
 use crate::metrics::Metrics;
 use crate::queue::consumer::Drain;
 use crate::queue::link::{Close, LinkHandle};
+use crate::queue::topology::{KEY_EMAIL, KEY_SMS};
 use crate::queue::{AmqpLink, ConsumerOptions, Publisher, QueueConsumer, Topology};
 use crate::render::{Renderer, Templates};
 use crate::store;
@@ -55,7 +56,9 @@ pub struct Application {
 /// # Errors
 /// The database cannot be reached or a migration fails.
 pub async fn open_database(settings: &Settings) -> anyhow::Result<PgPool> {
-    store::create_database_if_missing(&settings.database.url).await.context("database.url: cannot create the database")?;
+    store::create_database_if_missing(&settings.database.url)
+        .await
+        .context("database.url: cannot create the database")?;
     let pool = store::pool(&settings.database.url, settings.database.max_connections).context("database.url")?;
     if settings.database.migrate_on_start {
         store::migrate(&pool).await.context("running migrations")?;
@@ -141,9 +144,20 @@ impl Application {
                 metrics: metrics.clone(),
             };
             let worker = DeliveryWorker::start(pipeline);
-            for queue in [topology.email_queue(), topology.sms_queue()] {
-                let options = ConsumerOptions { queue, prefetch: settings.amqp.prefetch, grace: settings.shutdown.grace };
-                consumers.push(QueueConsumer::start(link.clone(), topology.clone(), options, worker.clone().recipient(), publisher.clone()));
+            for (queue, key) in [(topology.email_queue(), KEY_EMAIL), (topology.sms_queue(), KEY_SMS)] {
+                let options = ConsumerOptions {
+                    queue,
+                    routing_key: key.to_string(),
+                    prefetch: settings.amqp.prefetch,
+                    grace: settings.shutdown.grace,
+                };
+                consumers.push(QueueConsumer::start(
+                    link.clone(),
+                    topology.clone(),
+                    options,
+                    worker.clone().recipient(),
+                    publisher.clone(),
+                ));
             }
         }
 
@@ -156,8 +170,8 @@ impl Application {
                 link: Some(link.clone()),
                 metrics,
             };
-            let listener =
-                TcpListener::bind(&settings.http.addr).with_context(|| format!("http.addr: cannot bind {}", settings.http.addr))?;
+            let listener = TcpListener::bind(&settings.http.addr)
+                .with_context(|| format!("http.addr: cannot bind {}", settings.http.addr))?;
             let addr = listener.local_addr()?;
             tracing::info!(%addr, roles = ?settings.roles, "listening");
             let data = web::Data::new(state);

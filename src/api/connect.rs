@@ -21,7 +21,12 @@ fn ok<T: Serialize>(value: T) -> Reply {
     Ok(HttpResponse::Ok().json(value))
 }
 
-async fn dispatch(state: web::Data<AppState>, req: HttpRequest, path: web::Path<(String, String)>, payload: web::Payload) -> Reply {
+async fn dispatch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Reply {
     let (service, method) = path.into_inner();
     let known = matches!(
         (service.as_str(), method.as_str()),
@@ -31,13 +36,16 @@ async fn dispatch(state: web::Data<AppState>, req: HttpRequest, path: web::Path<
         ) | ("zitadel.org.v2.OrganizationService", "AddOrganization")
     );
     if !known {
-        return Err(Error::new(Kind::Unimplemented, "", format!("{service}.{method} is not implemented by herald")).into());
+        return Err(
+            Error::new(Kind::Unimplemented, "", format!("{service}.{method} is not implemented by herald")).into()
+        );
     }
     if req.method() != actix_web::http::Method::POST {
         return Err(Error::new(Kind::Unimplemented, "", "Connect unary calls must use POST").into());
     }
     // Connect's JSON codec only; a protobuf-encoded request would not parse.
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let content_type =
+        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     if !content_type.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
         return Ok(HttpResponse::UnsupportedMediaType().insert_header(("accept-post", "application/json")).finish());
     }

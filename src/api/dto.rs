@@ -155,7 +155,10 @@ impl AddHumanUserBody {
             Some(Value::String(s)) => !s.is_empty(),
             Some(_) => true,
         };
-        present(&self.password) || present(&self.hashed_password) || present(&self.idp_links) || present(&self.totp_secret)
+        present(&self.password)
+            || present(&self.hashed_password)
+            || present(&self.idp_links)
+            || present(&self.totp_secret)
     }
 }
 

@@ -17,7 +17,11 @@ pub struct Call<'a> {
 }
 
 impl Call<'_> {
-    pub async fn create_invite_code(&self, user_id: &str, body: CreateInviteCodeBody) -> Result<CreateInviteCodeResponse, Error> {
+    pub async fn create_invite_code(
+        &self,
+        user_id: &str,
+        body: CreateInviteCodeBody,
+    ) -> Result<CreateInviteCodeResponse, Error> {
         parse_user_id(user_id)?;
         let caller = self.state.auth.authenticate(self.authorization).await?;
         let req = CreateRequest {
@@ -114,7 +118,11 @@ impl Call<'_> {
         let view = self.state.directory.get_user(&caller, user_id).await?;
         let u = view.user;
         let invite = match (&view.invite, u.initialized) {
-            (_, true) => InviteDto { state: "verified", expires_at: None, channel: view.invite.as_ref().map(|i| i.channel.clone()) },
+            (_, true) => InviteDto {
+                state: "verified",
+                expires_at: None,
+                channel: view.invite.as_ref().map(|i| i.channel.clone()),
+            },
             (None, false) => InviteDto { state: "none", expires_at: None, channel: None },
             (Some(i), false) => InviteDto {
                 state: if i.returned { "returned" } else { "sent" },

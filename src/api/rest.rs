@@ -38,7 +38,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/v1/tokens/{tokenId}", web::delete().to(revoke_token));
 }
 
-async fn create_invite_code(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>, payload: web::Payload) -> Reply {
+async fn create_invite_code(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Reply {
     let bytes = body::read(payload).await?;
     let parsed: CreateInviteCodeBody = body::json(&bytes)?;
     ok(call(&state, &req).create_invite_code(&path, parsed).await?)
@@ -49,7 +54,12 @@ async fn resend_invite_code(state: web::Data<AppState>, req: HttpRequest, path: 
     ok(call(&state, &req).resend_invite_code(&path).await?)
 }
 
-async fn verify_invite_code(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>, payload: web::Payload) -> Reply {
+async fn verify_invite_code(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Reply {
     let bytes = body::read(payload).await?;
     let parsed: VerifyInviteCodeBody = body::json(&bytes)?;
     ok(call(&state, &req).verify_invite_code(&path, parsed.verification_code).await?)

@@ -194,11 +194,17 @@ impl Inner {
             }
             Transport::File { dir } => {
                 let bytes = mail.formatted();
-                tokio::fs::create_dir_all(dir).await.map_err(|e| SendError::transient(format!("{}: {e}", dir.display())))?;
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| SendError::transient(format!("{}: {e}", dir.display())))?;
                 let path = dir.join(format!("{}.eml", m.delivery_id));
                 let tmp = dir.join(format!(".{}.eml.tmp", m.delivery_id));
-                tokio::fs::write(&tmp, &bytes).await.map_err(|e| SendError::transient(format!("{}: {e}", tmp.display())))?;
-                tokio::fs::rename(&tmp, &path).await.map_err(|e| SendError::transient(format!("{}: {e}", path.display())))?;
+                tokio::fs::write(&tmp, &bytes)
+                    .await
+                    .map_err(|e| SendError::transient(format!("{}: {e}", tmp.display())))?;
+                tokio::fs::rename(&tmp, &path)
+                    .await
+                    .map_err(|e| SendError::transient(format!("{}: {e}", path.display())))?;
                 Ok(Accepted { provider_message_id: Some(path.display().to_string()) })
             }
             Transport::Smtp { target, slots, next } => {
@@ -254,7 +260,8 @@ async fn connect(t: &SmtpTarget) -> Result<AsyncSmtpConnection, SendError> {
             Tls::Required => true,
         };
         if want_tls {
-            let tls = TlsParameters::new(t.host.clone()).map_err(|e| SendError::permanent(format!("TLS setup: {e}")))?;
+            let tls =
+                TlsParameters::new(t.host.clone()).map_err(|e| SendError::permanent(format!("TLS setup: {e}")))?;
             conn.starttls(tls, &hello).await.map_err(classify)?;
         }
         conn

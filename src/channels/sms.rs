@@ -78,10 +78,11 @@ async fn send(s: &SmsSettings, client: &reqwest::Client, m: OutgoingSms) -> Resu
                 s.twilio_base_url.trim_end_matches('/'),
                 s.twilio_account_sid
             );
-            client
-                .post(url)
-                .basic_auth(&s.twilio_account_sid, Some(&s.twilio_auth_token))
-                .form(&[("To", m.to.as_str()), ("From", s.twilio_from.as_str()), ("Body", m.body.as_str())])
+            client.post(url).basic_auth(&s.twilio_account_sid, Some(&s.twilio_auth_token)).form(&[
+                ("To", m.to.as_str()),
+                ("From", s.twilio_from.as_str()),
+                ("Body", m.body.as_str()),
+            ])
         }
     };
     let response = request.send().await.map_err(|e| SendError::transient(format!("SMS provider unreachable: {e}")))?;
@@ -120,7 +121,10 @@ mod tests {
 
     #[test]
     fn provider_answers_are_classified() {
-        assert_eq!(classify(StatusCode::CREATED, None, r#"{"sid":"SM1"}"#).unwrap().provider_message_id.as_deref(), Some("SM1"));
+        assert_eq!(
+            classify(StatusCode::CREATED, None, r#"{"sid":"SM1"}"#).unwrap().provider_message_id.as_deref(),
+            Some("SM1")
+        );
         assert!(matches!(classify(StatusCode::BAD_GATEWAY, None, ""), Err(SendError::Transient { .. })));
         assert!(matches!(
             classify(StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_secs(9)), ""),

@@ -122,7 +122,8 @@ impl Pipeline {
             }
         };
         let request_id = msg.headers.get("x-request-id").cloned().unwrap_or_default();
-        let span = tracing::info_span!("delivery", delivery_id = id, request_id = %request_id, attempt = message.attempt);
+        let span =
+            tracing::info_span!("delivery", delivery_id = id, request_id = %request_id, attempt = message.attempt);
         self.deliver(id, msg.body).instrument(span).await
     }
 
@@ -164,17 +165,34 @@ impl Pipeline {
             Attempted::Failed(SendError::Transient { message, retry_after }) => {
                 let expires = ctx.expires_at.unwrap_or_else(Utc::now);
                 let p = &self.policy;
-                match retry::after_transient(attempt as u32, p.max_attempts, &p.delays, *retry_after, retry::jitter(), Utc::now(), expires) {
+                match retry::after_transient(
+                    attempt as u32,
+                    p.max_attempts,
+                    &p.delays,
+                    *retry_after,
+                    retry::jitter(),
+                    Utc::now(),
+                    expires,
+                ) {
                     retry::Next::Retry(delay) => {
                         let next = DeliveryMessage { v: 1, delivery_id: id.to_string(), attempt: attempt as u32 + 1 };
                         let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                        ("transient", Some(message.clone()), "retrying", Some(at), None, Disposition::Retry { delay, body: next.encode() })
+                        (
+                            "transient",
+                            Some(message.clone()),
+                            "retrying",
+                            Some(at),
+                            None,
+                            Disposition::Retry { delay, body: next.encode() },
+                        )
                     }
                     retry::Next::Dead => {
                         let reason = format!("attempts exhausted ({attempt}): {message}");
                         ("transient", Some(message.clone()), "dead", None, None, Disposition::Dead { reason })
                     }
-                    retry::Next::Expired => ("transient", Some(message.clone()), "expired", None, None, Disposition::Ack),
+                    retry::Next::Expired => {
+                        ("transient", Some(message.clone()), "expired", None, None, Disposition::Ack)
+                    }
                 }
             }
         };
@@ -200,7 +218,9 @@ impl Pipeline {
         self.metrics.delivery(&ctx.channel, status);
         match status {
             "sent" => tracing::info!(attempt, ms = elapsed.as_millis() as u64, "delivered"),
-            "retrying" => tracing::warn!(attempt, error = error.as_deref().unwrap_or(""), "transient failure; will retry"),
+            "retrying" => {
+                tracing::warn!(attempt, error = error.as_deref().unwrap_or(""), "transient failure; will retry")
+            }
             _ => tracing::warn!(attempt, status, error = error.as_deref().unwrap_or(""), "delivery ended unsent"),
         }
         disposition

@@ -44,7 +44,8 @@ impl OutboxRelay {
             return;
         }
         self.running = true;
-        let (pool, publisher, exchange, metrics) = (self.pool.clone(), self.publisher.clone(), self.exchange.clone(), self.metrics.clone());
+        let (pool, publisher, exchange, metrics) =
+            (self.pool.clone(), self.publisher.clone(), self.exchange.clone(), self.metrics.clone());
         let work = async move {
             loop {
                 match sweep_once(&pool, &publisher, &exchange).await {

@@ -83,8 +83,14 @@ mod tests {
     #[test]
     fn retry_after_chooses_a_later_tier() {
         let now = Utc::now();
-        assert_eq!(after_transient(1, 7, &delays(), Some(Duration::from_secs(45)), 1.0, now, far()), Next::Retry(Duration::from_secs(120)));
-        assert_eq!(after_transient(1, 7, &delays(), Some(Duration::from_secs(1)), 1.0, now, far()), Next::Retry(Duration::from_secs(5)));
+        assert_eq!(
+            after_transient(1, 7, &delays(), Some(Duration::from_secs(45)), 1.0, now, far()),
+            Next::Retry(Duration::from_secs(120))
+        );
+        assert_eq!(
+            after_transient(1, 7, &delays(), Some(Duration::from_secs(1)), 1.0, now, far()),
+            Next::Retry(Duration::from_secs(5))
+        );
     }
 
     #[test]

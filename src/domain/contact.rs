@@ -65,8 +65,7 @@ fn valid_local_part(local: &str) -> bool {
         return inner.chars().all(|c| (c.is_ascii_graphic() || c == ' ') && c != '"' && c != '\\');
     }
     local.split('.').all(|atom| {
-        !atom.is_empty()
-            && atom.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c))
+        !atom.is_empty() && atom.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c))
     })
 }
 
@@ -98,9 +97,8 @@ impl Phone {
         // Spaces, dashes and brackets are how people write numbers; E.164 has none.
         let s: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
         let digits = s.strip_prefix('+').unwrap_or("");
-        let ok = (2..=15).contains(&digits.len())
-            && digits.chars().all(|c| c.is_ascii_digit())
-            && !digits.starts_with('0');
+        let ok =
+            (2..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) && !digits.starts_with('0');
         if ok {
             Ok(Phone(s))
         } else {

@@ -92,10 +92,7 @@ impl Error {
 
     /// An unexpected failure; `cause` goes to the log only.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
-        Error {
-            source: Some(cause.into()),
-            ..Self::new(Kind::Internal, "HERALD-internal", "Internal error")
-        }
+        Error { source: Some(cause.into()), ..Self::new(Kind::Internal, "HERALD-internal", "Internal error") }
     }
 
     /// A dependency (database, broker) that did not answer; `cause` goes to the log only.

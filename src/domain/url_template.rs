@@ -31,10 +31,7 @@ impl UrlTemplate {
     pub fn parse(raw: &str) -> Result<Self, Error> {
         let len = raw.chars().count();
         if len == 0 || len > 200 || raw.trim().is_empty() {
-            return Err(Error::invalid(
-                ids::VALIDATION,
-                "sendCode.urlTemplate must be 1 to 200 characters",
-            ));
+            return Err(Error::invalid(ids::VALIDATION, "sendCode.urlTemplate must be 1 to 200 characters"));
         }
         let parts = parse_parts(raw)?;
         let t = UrlTemplate { raw: raw.to_string(), parts };

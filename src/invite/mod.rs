@@ -158,7 +158,11 @@ impl InviteService {
         let channel = send.channel.or_else(|| previous.as_ref().and_then(|p| Channel::from_db(&p.channel)));
         let (channel, recipient) = if req.return_code {
             // A returned code goes nowhere; remember which contact it would verify.
-            let c = channel.unwrap_or(if user.email.is_some() || user.phone.is_none() { Channel::Email } else { Channel::Sms });
+            let c = channel.unwrap_or(if user.email.is_some() || user.phone.is_none() {
+                Channel::Email
+            } else {
+                Channel::Sms
+            });
             (c, None)
         } else {
             let (c, r) = resolve_contact(channel, user.email.as_deref(), user.phone.as_deref())?;
@@ -221,7 +225,13 @@ impl InviteService {
             None => None,
         };
         tx.commit().await?;
-        tracing::info!(sequence, channel = channel.as_str(), delivery_id, returned = req.return_code, "invite code issued");
+        tracing::info!(
+            sequence,
+            channel = channel.as_str(),
+            delivery_id,
+            returned = req.return_code,
+            "invite code issued"
+        );
         if let (Some(id), Some(hook)) = (delivery_id, &self.on_delivery) {
             hook(id);
         }
@@ -352,10 +362,7 @@ fn resolve_contact<'a>(
     match wanted {
         Some(Channel::Email) => email.map(|e| (Channel::Email, e)).ok_or_else(no_contact),
         Some(Channel::Sms) => phone.map(|p| (Channel::Sms, p)).ok_or_else(no_contact),
-        None => email
-            .map(|e| (Channel::Email, e))
-            .or_else(|| phone.map(|p| (Channel::Sms, p)))
-            .ok_or_else(no_contact),
+        None => email.map(|e| (Channel::Email, e)).or_else(|| phone.map(|p| (Channel::Sms, p))).ok_or_else(no_contact),
     }
 }
 

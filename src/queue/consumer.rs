@@ -100,8 +100,14 @@ impl QueueConsumer {
             let ch = conn.create_channel().await?;
             ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
             let tag = format!("herald-{}-{}", queue, std::process::id());
-            let consumer =
-                ch.basic_consume(queue.as_str().into(), tag.as_str().into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
+            let consumer = ch
+                .basic_consume(
+                    queue.as_str().into(),
+                    tag.as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
             Ok::<_, lapin::Error>((ch, tag, consumer))
         };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
@@ -182,6 +188,7 @@ impl StreamHandler<Result<Delivery, lapin::Error>> for QueueConsumer {
             routing_key: delivery.routing_key.as_str().to_string(),
             redelivered: delivery.redelivered,
         };
+        let home_key = self.options.routing_key.clone();
         let handler = self.handler.clone();
         let publisher = self.publisher.clone();
         let topology = self.topology.clone();
@@ -189,19 +196,20 @@ impl StreamHandler<Result<Delivery, lapin::Error>> for QueueConsumer {
         in_flight.fetch_add(1, Ordering::SeqCst);
         // Spawned, not awaited: up to `prefetch` messages are handled at once.
         actix::spawn(async move {
-            let routing_key = incoming.routing_key.clone();
             let kind = incoming.kind.clone().unwrap_or_default();
             let headers = incoming.headers.clone();
             let disposition = handler.send(incoming).await.unwrap_or(Disposition::Requeue);
             let acker = &delivery.acker;
             let settled = match disposition {
                 Disposition::Ack => acker.ack(BasicAckOptions::default()).await.map(|_| ()),
-                Disposition::Requeue => acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.map(|_| ()),
+                Disposition::Requeue => {
+                    acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.map(|_| ())
+                }
                 Disposition::Retry { delay, body } => {
                     let msg = Outgoing {
                         exchange: topology.retry_exchange(),
                         routing_key: Topology::delay_label(delay),
-                        cc: vec![routing_key],
+                        cc: vec![home_key],
                         kind,
                         body,
                         headers,
@@ -212,7 +220,7 @@ impl StreamHandler<Result<Delivery, lapin::Error>> for QueueConsumer {
                 Disposition::Dead { reason } => {
                     let mut headers = headers;
                     headers.insert("x-herald-reason".into(), reason);
-                    headers.insert("x-herald-from".into(), routing_key);
+                    headers.insert("x-herald-from".into(), home_key);
                     let msg = Outgoing {
                         exchange: topology.exchange(),
                         routing_key: KEY_DEAD.into(),

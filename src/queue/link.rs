@@ -149,12 +149,10 @@ impl Supervised for AmqpLink {
 impl StreamHandler<Event> for AmqpLink {
     fn handle(&mut self, event: Event, ctx: &mut Self::Context) {
         match event {
-            Event::Error(e) => {
-                if !self.closing {
-                    tracing::warn!(error = %e, "broker connection lost; reconnecting");
-                    self.failures = 1;
-                    ctx.stop();
-                }
+            Event::Error(e) if !self.closing => {
+                tracing::warn!(error = %e, "broker connection lost; reconnecting");
+                self.failures = 1;
+                ctx.stop();
             }
             Event::ConnectionBlocked(reason) => tracing::warn!(%reason, "broker blocked the connection"),
             Event::ConnectionUnblocked => tracing::info!("broker unblocked the connection"),

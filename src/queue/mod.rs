@@ -43,6 +43,9 @@ pub struct Outgoing {
 #[derive(Debug, Clone)]
 pub struct ConsumerOptions {
     pub queue: String,
+    /// The routing key that leads to `queue`; a retried message is sent home with it
+    /// (a message back from a retry queue reports the retry key, not this one).
+    pub routing_key: String,
     pub prefetch: u16,
     /// How long in-flight messages may take to finish on shutdown.
     pub grace: Duration,

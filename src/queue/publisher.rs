@@ -67,7 +67,16 @@ impl Shared {
         let mut pending = Vec::with_capacity(batch.len());
         for msg in &batch {
             let opts = BasicPublishOptions { mandatory: true, ..Default::default() };
-            pending.push(ch.basic_publish(msg.exchange.as_str().into(), msg.routing_key.as_str().into(), opts, &msg.body, properties(msg)).await);
+            pending.push(
+                ch.basic_publish(
+                    msg.exchange.as_str().into(),
+                    msg.routing_key.as_str().into(),
+                    opts,
+                    &msg.body,
+                    properties(msg),
+                )
+                .await,
+            );
         }
         let confirms = join_all(pending.into_iter().map(|p| async move {
             match p {

@@ -83,16 +83,13 @@ impl Topology {
     pub async fn declare(&self, ch: &Channel) -> Result<(), lapin::Error> {
         let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
         ch.exchange_declare(self.exchange().into(), ExchangeKind::Direct, durable, FieldTable::default()).await?;
-        ch.exchange_declare(self.retry_exchange().into(), ExchangeKind::Direct, durable, FieldTable::default())
-            .await?;
+        ch.exchange_declare(self.retry_exchange().into(), ExchangeKind::Direct, durable, FieldTable::default()).await?;
 
         // Work queues: quorum (replicated, durable), a delivery limit against poison
         // messages, and the dead queue as where such messages end.
-        for (queue, key) in [
-            (self.email_queue(), KEY_EMAIL),
-            (self.sms_queue(), KEY_SMS),
-            (self.resend_queue(), KEY_RESEND),
-        ] {
+        for (queue, key) in
+            [(self.email_queue(), KEY_EMAIL), (self.sms_queue(), KEY_SMS), (self.resend_queue(), KEY_RESEND)]
+        {
             let mut args = quorum();
             args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
             args.insert("x-dead-letter-exchange".into(), string(&self.exchange()));
@@ -117,10 +114,18 @@ impl Topology {
         Ok(())
     }
 
-    async fn queue(&self, ch: &Channel, name: &str, args: FieldTable, exchange: &str, key: &str) -> Result<(), lapin::Error> {
+    async fn queue(
+        &self,
+        ch: &Channel,
+        name: &str,
+        args: FieldTable,
+        exchange: &str,
+        key: &str,
+    ) -> Result<(), lapin::Error> {
         let opts = QueueDeclareOptions { durable: true, ..Default::default() };
         ch.queue_declare(name.into(), opts, args).await?;
-        ch.queue_bind(name.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default()).await
+        ch.queue_bind(name.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
+            .await
     }
 }
 

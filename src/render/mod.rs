@@ -38,8 +38,20 @@ const LANGUAGES: [(&str, &str); 10] = [
     ("zh", include_str!("../../templates/i18n/zh.toml")),
 ];
 /// Texts rendered into `Text.*`; the `method_*` keys name login methods instead.
-const TEXT_KEYS: [&str; 12] =
-    ["subject", "preheader", "title", "greeting", "text", "button", "code_label", "expires", "methods_intro", "ignore", "footer", "sms"];
+const TEXT_KEYS: [&str; 12] = [
+    "subject",
+    "preheader",
+    "title",
+    "greeting",
+    "text",
+    "button",
+    "code_label",
+    "expires",
+    "methods_intro",
+    "ignore",
+    "footer",
+    "sms",
+];
 
 #[derive(Debug, thiserror::Error)]
 #[error("template error: {0}")]
@@ -131,7 +143,8 @@ impl Templates {
         text.register_template_string("sms.txt", SMS).map_err(|e| err("sms/invite_user.txt.hbs", &e))?;
         let mut methods = HashMap::new();
         for (lang, source) in LANGUAGES {
-            let texts: BTreeMap<String, String> = toml::from_str(source).map_err(|e| err(&format!("i18n/{lang}.toml"), &e))?;
+            let texts: BTreeMap<String, String> =
+                toml::from_str(source).map_err(|e| err(&format!("i18n/{lang}.toml"), &e))?;
             for key in TEXT_KEYS {
                 let t = texts.get(key).ok_or_else(|| RenderError(format!("i18n/{lang}.toml: missing key {key}")))?;
                 let name = format!("{lang}.{key}");
@@ -182,7 +195,12 @@ impl Templates {
         }
     }
 
-    fn texts(&self, reg: &Handlebars<'static>, lang: &str, v: &Values<'_>) -> Result<BTreeMap<&'static str, String>, RenderError> {
+    fn texts(
+        &self,
+        reg: &Handlebars<'static>,
+        lang: &str,
+        v: &Values<'_>,
+    ) -> Result<BTreeMap<&'static str, String>, RenderError> {
         TEXT_KEYS
             .iter()
             .map(|k| reg.render(&format!("{lang}.{k}"), v).map(|s| (*k, s)).map_err(|e| RenderError(e.to_string())))
@@ -201,8 +219,14 @@ impl Templates {
         // The subject is a header, not HTML: the unescaped text, with any line
         // break folded away (application names are already free of them).
         let subject = plain_texts["subject"].replace(['\r', '\n'], " ");
-        let html = self.html.render("email.html", &Layout { values: &values, Text: html_texts }).map_err(|e| RenderError(e.to_string()))?;
-        let text = self.text.render("email.txt", &Layout { values: &values, Text: plain_texts }).map_err(|e| RenderError(e.to_string()))?;
+        let html = self
+            .html
+            .render("email.html", &Layout { values: &values, Text: html_texts })
+            .map_err(|e| RenderError(e.to_string()))?;
+        let text = self
+            .text
+            .render("email.txt", &Layout { values: &values, Text: plain_texts })
+            .map_err(|e| RenderError(e.to_string()))?;
         Ok(RenderedEmail { subject, html, text })
     }
 
@@ -214,7 +238,10 @@ impl Templates {
         let lang = self.language(&d.locale);
         let values = self.values(lang, d);
         let texts = self.texts(&self.text, lang, &values)?;
-        self.text.render("sms.txt", &Layout { values: &values, Text: texts }).map(|s| s.trim().to_string()).map_err(|e| RenderError(e.to_string()))
+        self.text
+            .render("sms.txt", &Layout { values: &values, Text: texts })
+            .map(|s| s.trim().to_string())
+            .map_err(|e| RenderError(e.to_string()))
     }
 }
 

@@ -245,10 +245,7 @@ pub async fn lock_unpublished(conn: &mut PgConnection, limit: i64) -> Result<Vec
 }
 
 pub async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE deliveries SET published_at = now() WHERE id = ANY($1)")
-        .bind(ids)
-        .execute(conn)
-        .await?;
+    sqlx::query("UPDATE deliveries SET published_at = now() WHERE id = ANY($1)").bind(ids).execute(conn).await?;
     Ok(())
 }
 

@@ -66,9 +66,6 @@ pub async fn record_failed_check(conn: &mut PgConnection, user_id: &str, clear: 
 
 /// The code was used: it never verifies again.
 pub async fn clear(conn: &mut PgConnection, user_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE invite_codes SET code_encrypted = NULL WHERE user_id = $1")
-        .bind(user_id)
-        .execute(conn)
-        .await?;
+    sqlx::query("UPDATE invite_codes SET code_encrypted = NULL WHERE user_id = $1").bind(user_id).execute(conn).await?;
     Ok(())
 }

@@ -70,9 +70,7 @@ pub async fn ping(pool: &PgPool) -> bool {
 /// Whether a query failed on a unique constraint named `constraint`.
 pub(crate) fn is_unique_violation(e: &sqlx::Error, constraint: &str) -> bool {
     match e {
-        sqlx::Error::Database(db) => {
-            db.code().as_deref() == Some("23505") && db.constraint() == Some(constraint)
-        }
+        sqlx::Error::Database(db) => db.code().as_deref() == Some("23505") && db.constraint() == Some(constraint),
         _ => false,
     }
 }

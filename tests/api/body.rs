@@ -13,10 +13,7 @@ async fn malformed_json_is_400_code_3() {
     for (path, body) in [
         (format!("/v2/users/{user}/invite_code"), "{"),
         (format!("/v2/users/{user}/invite_code"), "{} trailing"),
-        (
-            format!("/v2/users/{user}/invite_code/verify"),
-            "{\"verificationCode\": }",
-        ),
+        (format!("/v2/users/{user}/invite_code/verify"), "{\"verificationCode\": }"),
         ("/v2/users/human".to_string(), "not json"),
         ("/v2/organizations".to_string(), "[1,"),
         ("/admin/v1/tokens".to_string(), "{'single': 'quotes'}"),
@@ -32,26 +29,14 @@ async fn a_value_of_the_wrong_type_is_400_naming_the_field() {
     let app = spawn_app().await;
     let (org, user) = app.org_and_user().await;
     let cases = [
-        (
-            format!("/v2/users/{user}/invite_code"),
-            json!({"sendCode": {"urlTemplate": 5}}),
-            "sendCode.urlTemplate",
-        ),
+        (format!("/v2/users/{user}/invite_code"), json!({"sendCode": {"urlTemplate": 5}}), "sendCode.urlTemplate"),
         (
             format!("/v2/users/{user}/invite_code"),
             json!({"sendCode": {"applicationName": ["Acme"]}}),
             "sendCode.applicationName",
         ),
-        (
-            format!("/v2/users/{user}/invite_code"),
-            json!({"returnCode": true}),
-            "returnCode",
-        ),
-        (
-            format!("/v2/users/{user}/invite_code/verify"),
-            json!({"verificationCode": 123456}),
-            "verificationCode",
-        ),
+        (format!("/v2/users/{user}/invite_code"), json!({"returnCode": true}), "returnCode"),
+        (format!("/v2/users/{user}/invite_code/verify"), json!({"verificationCode": 123456}), "verificationCode"),
         (
             "/v2/users/human".to_string(),
             json!({"organization": {"orgId": org}, "profile": {"givenName": 1}, "email": {"email": "a@example.com"}}),
@@ -63,10 +48,7 @@ async fn a_value_of_the_wrong_type_is_400_naming_the_field() {
         let resp = app.post(&path, &app.bootstrap, &body).await;
 
         let b = assert_error_code(resp, 400, 3).await;
-        assert!(
-            b["message"].as_str().unwrap().contains(field),
-            "{field} not named in {b}"
-        );
+        assert!(b["message"].as_str().unwrap().contains(field), "{field} not named in {b}");
     }
 }
 
@@ -75,29 +57,15 @@ async fn an_unknown_enum_value_is_400_naming_the_field() {
     let app = spawn_app().await;
     let (_, user) = app.org_and_user().await;
 
-    let resp = app
-        .create_code(&user, &json!({"sendCode": {"channel": "fax"}}))
-        .await;
+    let resp = app.create_code(&user, &json!({"sendCode": {"channel": "fax"}})).await;
 
     let b = assert_error_code(resp, 400, 3).await;
-    assert!(
-        b["message"].as_str().unwrap().contains("sendCode.channel"),
-        "{b}"
-    );
+    assert!(b["message"].as_str().unwrap().contains("sendCode.channel"), "{b}");
     assert!(app.invite_row(&user).await.is_none());
 
-    let resp = app
-        .post(
-            "/admin/v1/tokens",
-            &app.bootstrap,
-            &json!({"permissions": ["user.write", "root"]}),
-        )
-        .await;
+    let resp = app.post("/admin/v1/tokens", &app.bootstrap, &json!({"permissions": ["user.write", "root"]})).await;
     let b = assert_error_code(resp, 400, 3).await;
-    assert!(
-        b["message"].as_str().unwrap().contains("permissions"),
-        "{b}"
-    );
+    assert!(b["message"].as_str().unwrap().contains("permissions"), "{b}");
 }
 
 #[actix_web::test]
@@ -108,13 +76,7 @@ async fn a_body_over_64_kib_is_413_code_3() {
     let big = json!({"sendCode": {}, "padding": "x".repeat(64 * 1024)}).to_string();
     assert!(big.len() > 64 * 1024);
 
-    let resp = app
-        .post_raw(
-            &format!("/v2/users/{user}/invite_code"),
-            &app.bootstrap,
-            big.clone(),
-        )
-        .await;
+    let resp = app.post_raw(&format!("/v2/users/{user}/invite_code"), &app.bootstrap, big.clone()).await;
     assert_error_code(resp, 413, 3).await;
     let resp = app.post_raw("/v2/users/human", &app.bootstrap, big).await;
     assert_error_code(resp, 413, 3).await;
@@ -125,15 +87,7 @@ async fn a_body_over_64_kib_is_413_code_3() {
     let room = 64 * 1024 - fits.to_string().len();
     fits["padding"] = json!("x".repeat(room));
     assert_eq!(fits.to_string().len(), 64 * 1024);
-    ok_json(
-        app.post_raw(
-            &format!("/v2/users/{user}/invite_code"),
-            &app.bootstrap,
-            fits.to_string(),
-        )
-        .await,
-    )
-    .await;
+    ok_json(app.post_raw(&format!("/v2/users/{user}/invite_code"), &app.bootstrap, fits.to_string()).await).await;
 }
 
 #[actix_web::test]
@@ -147,10 +101,7 @@ async fn unknown_fields_are_ignored() {
     });
     ok_json(app.create_code(&user, &body).await).await;
 
-    assert_eq!(
-        app.invite_row(&user).await.unwrap().url_template,
-        "https://a.example/{{.Code}}"
-    );
+    assert_eq!(app.invite_row(&user).await.unwrap().url_template, "https://a.example/{{.Code}}");
 }
 
 #[actix_web::test]
@@ -179,22 +130,13 @@ async fn proto_field_names_are_accepted_as_aliases() {
     let send = json!({"send_code": {"url_template": "https://a.example/i?c={{Code}}", "application_name": "Acme"}});
     ok_json(app.create_code(&user, &send).await).await;
     let row = app.invite_row(&user).await.unwrap();
-    assert_eq!(
-        (row.url_template.as_str(), row.application_name.as_str()),
-        ("https://a.example/i?c={{Code}}", "Acme")
-    );
+    assert_eq!((row.url_template.as_str(), row.application_name.as_str()), ("https://a.example/i?c={{Code}}", "Acme"));
 
     // return_code, then verification_code.
     let returned = ok_json(app.create_code(&user, &json!({"return_code": {}})).await).await;
-    let code = returned["inviteCode"]
-        .as_str()
-        .expect("return_code returned the code");
+    let code = returned["inviteCode"].as_str().expect("return_code returned the code");
     let path = format!("/v2/users/{user}/invite_code/verify");
-    ok_json(
-        app.post(&path, &app.bootstrap, &json!({"verification_code": code}))
-            .await,
-    )
-    .await;
+    ok_json(app.post(&path, &app.bootstrap, &json!({"verification_code": code})).await).await;
 }
 
 #[actix_web::test]
@@ -202,18 +144,8 @@ async fn fields_without_a_value_are_omitted_not_null() {
     let app = spawn_app().await;
     let (_, user) = app.org_and_user().await;
 
-    let sent = app
-        .create_code(&user, &json!({}))
-        .await
-        .text()
-        .await
-        .unwrap();
-    let read = app
-        .get(&format!("/v2/users/{user}"), &app.bootstrap)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let sent = app.create_code(&user, &json!({})).await.text().await.unwrap();
+    let read = app.get(&format!("/v2/users/{user}"), &app.bootstrap).await.text().await.unwrap();
 
     for text in [sent, read] {
         assert!(!text.contains("null"), "{text}");

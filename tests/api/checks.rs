@@ -8,15 +8,9 @@ use crate::helpers::{assert_error, ok_json, spawn_app};
 /// The three invite endpoints with a body each accepts.
 fn endpoints(user: &str) -> [(String, serde_json::Value); 3] {
     [
-        (
-            format!("/v2/users/{user}/invite_code"),
-            json!({"returnCode": {}}),
-        ),
+        (format!("/v2/users/{user}/invite_code"), json!({"returnCode": {}})),
         (format!("/v2/users/{user}/invite_code/resend"), json!({})),
-        (
-            format!("/v2/users/{user}/invite_code/verify"),
-            json!({"verificationCode": "ABC123"}),
-        ),
+        (format!("/v2/users/{user}/invite_code/verify"), json!({"verificationCode": "ABC123"})),
     ]
 }
 
@@ -29,13 +23,7 @@ async fn a_blank_or_too_long_user_id_is_rejected_before_authentication() {
     for user in ["%20", "%20%20%09", too_long.as_str()] {
         for (path, body) in endpoints(user) {
             // Act: no Authorization header at all; check 1 comes before check 2.
-            let resp = app
-                .client
-                .post(app.url(&path))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
+            let resp = app.client.post(app.url(&path)).json(&body).send().await.unwrap();
 
             // Assert
             let b = assert_error(resp, 400, 3, "COMMAND-4jio3").await;
@@ -59,13 +47,7 @@ async fn no_authorization_header_is_401_auth_header_missing() {
     let (_, user) = app.org_and_user().await;
 
     for (path, body) in endpoints(&user) {
-        let resp = app
-            .client
-            .post(app.url(&path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let resp = app.client.post(app.url(&path)).json(&body).send().await.unwrap();
 
         assert_eq!(resp.status().as_u16(), 401, "{path}");
         let b: serde_json::Value = resp.json().await.unwrap();
@@ -81,21 +63,10 @@ async fn an_unknown_or_malformed_token_is_401_token_invalid() {
     let app = spawn_app().await;
     let (_, user) = app.org_and_user().await;
 
-    for header in [
-        "Bearer not-a-token",
-        "Bearer ",
-        "Basic dXNlcjpwYXNz",
-        &app.bootstrap,
-    ] {
+    for header in ["Bearer not-a-token", "Bearer ", "Basic dXNlcjpwYXNz", &app.bootstrap] {
         for (path, body) in endpoints(&user) {
-            let resp = app
-                .client
-                .post(app.url(&path))
-                .header("authorization", header)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
+            let resp =
+                app.client.post(app.url(&path)).header("authorization", header).json(&body).send().await.unwrap();
 
             let b = assert_error(resp, 401, 16, "AUTH-7fs1e").await;
             assert_eq!(b["details"][0]["message"], "Token is invalid");
@@ -143,23 +114,11 @@ async fn another_organizations_token_without_permissions_still_gets_404_not_403(
     let token = app.token(Some(&other), &["user.read"]).await;
 
     for (path, body) in endpoints(&user) {
-        assert_error(
-            app.post(&path, &token, &body).await,
-            404,
-            5,
-            "COMMAND-Wgvn4",
-        )
-        .await;
+        assert_error(app.post(&path, &token, &body).await, 404, 5, "COMMAND-Wgvn4").await;
     }
     // And for a user that does not exist at all, with a token lacking user.write.
     for (path, body) in endpoints("69629023906488334") {
-        assert_error(
-            app.post(&path, &token, &body).await,
-            404,
-            5,
-            "COMMAND-Wgvn4",
-        )
-        .await;
+        assert_error(app.post(&path, &token, &body).await, 404, 5, "COMMAND-Wgvn4").await;
     }
 }
 
@@ -182,35 +141,15 @@ async fn a_same_org_token_with_user_write_may_create_resend_and_verify() {
     let (org, user) = app.org_and_user().await;
     let token = app.token(Some(&org), &["user.write"]).await;
 
-    let sent = app
-        .post(&format!("/v2/users/{user}/invite_code"), &token, &json!({}))
-        .await;
+    let sent = app.post(&format!("/v2/users/{user}/invite_code"), &token, &json!({})).await;
     ok_json(sent).await;
-    let resent = app
-        .post(
-            &format!("/v2/users/{user}/invite_code/resend"),
-            &token,
-            &json!({}),
-        )
-        .await;
+    let resent = app.post(&format!("/v2/users/{user}/invite_code/resend"), &token, &json!({})).await;
     ok_json(resent).await;
-    let created = ok_json(
-        app.post(
-            &format!("/v2/users/{user}/invite_code"),
-            &token,
-            &json!({"returnCode": {}}),
-        )
-        .await,
-    )
-    .await;
+    let created =
+        ok_json(app.post(&format!("/v2/users/{user}/invite_code"), &token, &json!({"returnCode": {}})).await).await;
     let code = created["inviteCode"].as_str().unwrap();
-    let verified = app
-        .post(
-            &format!("/v2/users/{user}/invite_code/verify"),
-            &token,
-            &json!({"verificationCode": code}),
-        )
-        .await;
+    let verified =
+        app.post(&format!("/v2/users/{user}/invite_code/verify"), &token, &json!({"verificationCode": code})).await;
     ok_json(verified).await;
 }
 
@@ -222,15 +161,7 @@ async fn an_instance_token_with_user_write_reaches_every_organization() {
     let token = app.token(None, &["user.write"]).await;
 
     for user in [user_a, user_b] {
-        ok_json(
-            app.post(
-                &format!("/v2/users/{user}/invite_code"),
-                &token,
-                &json!({"returnCode": {}}),
-            )
-            .await,
-        )
-        .await;
+        ok_json(app.post(&format!("/v2/users/{user}/invite_code"), &token, &json!({"returnCode": {}})).await).await;
     }
 }
 
@@ -240,13 +171,7 @@ async fn a_user_id_of_exactly_200_characters_passes_check_1() {
     let id = "7".repeat(200);
 
     for (path, body) in endpoints(&id) {
-        assert_error(
-            app.post(&path, &app.bootstrap, &body).await,
-            404,
-            5,
-            "COMMAND-Wgvn4",
-        )
-        .await;
+        assert_error(app.post(&path, &app.bootstrap, &body).await, 404, 5, "COMMAND-Wgvn4").await;
     }
 }
 
@@ -256,26 +181,10 @@ async fn a_deleted_user_is_404() {
     let app = spawn_app().await;
     let (_, user) = app.org_and_user().await;
     app.returned_code(&user).await;
-    sqlx::query("UPDATE users SET state = 'deleted' WHERE id = $1")
-        .bind(&user)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    sqlx::query("UPDATE users SET state = 'deleted' WHERE id = $1").bind(&user).execute(&app.pool).await.unwrap();
 
     for (path, body) in endpoints(&user) {
-        assert_error(
-            app.post(&path, &app.bootstrap, &body).await,
-            404,
-            5,
-            "COMMAND-Wgvn4",
-        )
-        .await;
+        assert_error(app.post(&path, &app.bootstrap, &body).await, 404, 5, "COMMAND-Wgvn4").await;
     }
-    assert_error(
-        app.get(&format!("/v2/users/{user}"), &app.bootstrap).await,
-        404,
-        5,
-        "COMMAND-Wgvn4",
-    )
-    .await;
+    assert_error(app.get(&format!("/v2/users/{user}"), &app.bootstrap).await, 404, 5, "COMMAND-Wgvn4").await;
 }

@@ -23,24 +23,14 @@ async fn eight_concurrent_creates_get_distinct_sequences_and_only_the_newest_cod
     let mut issued = Vec::new();
     for resp in responses {
         let body = ok_json(resp).await;
-        issued.push((
-            sequence(&body),
-            body["inviteCode"].as_str().unwrap().to_string(),
-        ));
+        issued.push((sequence(&body), body["inviteCode"].as_str().unwrap().to_string()));
     }
     let seqs: BTreeSet<u64> = issued.iter().map(|(s, _)| *s).collect();
     assert_eq!(seqs, (2..=9).collect::<BTreeSet<u64>>(), "{issued:?}");
     issued.sort();
     let (newest_seq, newest) = issued.last().unwrap().clone();
-    assert_eq!(
-        app.invite_row(&user).await.unwrap().event_sequence as u64,
-        newest_seq
-    );
-    let older = issued
-        .iter()
-        .map(|(_, c)| c)
-        .find(|c| **c != newest)
-        .expect("an older, different code");
+    assert_eq!(app.invite_row(&user).await.unwrap().event_sequence as u64, newest_seq);
+    let older = issued.iter().map(|(_, c)| c).find(|c| **c != newest).expect("an older, different code");
 
     assert_error(app.verify(&user, older).await, 400, 3, "COMMAND-Wgn4q").await;
     ok_json(app.verify(&user, &newest).await).await;
@@ -67,13 +57,7 @@ async fn eight_concurrent_resends_get_distinct_sequences_and_leave_one_queued_de
     let queued: Vec<_> = deliveries.iter().filter(|d| d.status == "queued").collect();
     assert_eq!(queued.len(), 1, "{deliveries:?}");
     assert_eq!(queued[0].code_event_sequence, 10);
-    assert!(
-        deliveries
-            .iter()
-            .filter(|d| d.status != "queued")
-            .all(|d| d.status == "superseded"),
-        "{deliveries:?}"
-    );
+    assert!(deliveries.iter().filter(|d| d.status != "queued").all(|d| d.status == "superseded"), "{deliveries:?}");
     assert_eq!(app.invite_row(&user).await.unwrap().event_sequence, 10);
 }
 
@@ -86,22 +70,9 @@ async fn concurrent_creates_past_the_rate_limit_let_exactly_the_limit_through() 
     let responses = join_all((0..13).map(|_| app.create_code(&user, &body))).await;
 
     let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        10,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 429).count(),
-        3,
-        "{statuses:?}"
-    );
-    let added = app
-        .event_types(&user)
-        .await
-        .iter()
-        .filter(|t| *t == "invite.code.added")
-        .count();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3, "{statuses:?}");
+    let added = app.event_types(&user).await.iter().filter(|t| *t == "invite.code.added").count();
     assert_eq!(added, 10);
 }
 
@@ -122,12 +93,7 @@ async fn a_code_verified_concurrently_verifies_once() {
         }
     }
     assert_eq!(ok, 1);
-    let verified = app
-        .event_types(&user)
-        .await
-        .iter()
-        .filter(|t| *t == "user.email.verified")
-        .count();
+    let verified = app.event_types(&user).await.iter().filter(|t| *t == "user.email.verified").count();
     assert_eq!(verified, 1);
 }
 
@@ -143,10 +109,5 @@ async fn concurrent_wrong_guesses_still_clear_the_code_after_three() {
     }
 
     assert_error(app.verify(&user, &code).await, 400, 3, "COMMAND-Wgn4q").await;
-    assert!(app
-        .invite_row(&user)
-        .await
-        .unwrap()
-        .code_encrypted
-        .is_none());
+    assert!(app.invite_row(&user).await.unwrap().code_encrypted.is_none());
 }

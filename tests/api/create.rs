@@ -2,9 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{
-    assert_error, assert_error_code, ok_json, retry_after, sequence, spawn_app, spawn_app_with,
-};
+use crate::helpers::{assert_error, assert_error_code, ok_json, retry_after, sequence, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn an_empty_body_or_empty_object_sends_with_the_defaults() {
@@ -13,10 +11,7 @@ async fn an_empty_body_or_empty_object_sends_with_the_defaults() {
 
     for body in [None, Some("{}")] {
         // Act
-        let req = app
-            .client
-            .post(app.url(&format!("/v2/users/{user}/invite_code")))
-            .bearer_auth(&app.bootstrap);
+        let req = app.client.post(app.url(&format!("/v2/users/{user}/invite_code"))).bearer_auth(&app.bootstrap);
         let req = match body {
             Some(b) => req.header("content-type", "application/json").body(b),
             None => req,
@@ -29,10 +24,7 @@ async fn an_empty_body_or_empty_object_sends_with_the_defaults() {
         let row = app.invite_row(&user).await.expect("a code row");
         let defaults = herald::config::Settings::defaults();
         assert_eq!(row.url_template, defaults.invite.default_url_template);
-        assert_eq!(
-            row.application_name,
-            defaults.invite.default_application_name
-        );
+        assert_eq!(row.application_name, defaults.invite.default_application_name);
         assert_eq!(row.channel, "email");
         assert!(!row.returned);
         assert!(row.code_encrypted.is_some());
@@ -47,17 +39,10 @@ async fn return_code_gives_a_code_of_six_characters_from_a_to_z_and_0_to_9() {
     let (code, _) = app.returned_code(&user).await;
 
     assert_eq!(code.len(), 6, "{code}");
-    assert!(
-        code.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
-        "{code}"
-    );
+    assert!(code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()), "{code}");
     let row = app.invite_row(&user).await.unwrap();
     assert!(row.returned);
-    assert_eq!(
-        app.event_types(&user).await,
-        vec!["user.human.added", "invite.code.added"]
-    );
+    assert_eq!(app.event_types(&user).await, vec!["user.human.added", "invite.code.added"]);
 }
 
 #[actix_web::test]
@@ -81,9 +66,7 @@ async fn both_placeholder_syntaxes_are_accepted_and_stored() {
     for template in templates {
         let user = app.create_user(&org, Some("grace@example.com"), None).await;
 
-        let resp = app
-            .create_code(&user, &json!({"sendCode": {"urlTemplate": template}}))
-            .await;
+        let resp = app.create_code(&user, &json!({"sendCode": {"urlTemplate": template}})).await;
 
         ok_json(resp).await;
         assert_eq!(app.invite_row(&user).await.unwrap().url_template, template);
@@ -95,19 +78,11 @@ async fn a_template_that_does_not_parse_is_domain_ogh5e() {
     let app = spawn_app().await;
     let (_, user) = app.org_and_user().await;
 
-    for template in [
-        "https://app.example.com/invite?code={{.Code",
-        "https://app.example.com/{{}}",
-    ] {
-        let resp = app
-            .create_code(&user, &json!({"sendCode": {"urlTemplate": template}}))
-            .await;
+    for template in ["https://app.example.com/invite?code={{.Code", "https://app.example.com/{{}}"] {
+        let resp = app.create_code(&user, &json!({"sendCode": {"urlTemplate": template}})).await;
 
         let b = assert_error(resp, 400, 3, "DOMAIN-oGh5e").await;
-        assert_eq!(
-            b["details"][0]["message"], "URL Template is invalid",
-            "{template}"
-        );
+        assert_eq!(b["details"][0]["message"], "URL Template is invalid", "{template}");
     }
     // A refused request leaves nothing behind.
     assert!(app.invite_row(&user).await.is_none());
@@ -120,19 +95,11 @@ async fn an_unknown_placeholder_is_domain_ieya7() {
     let app = spawn_app().await;
     let (_, user) = app.org_and_user().await;
 
-    for template in [
-        "https://app.example.com/invite?pw={{.Password}}",
-        "https://app.example.com/{{Email}}",
-    ] {
-        let resp = app
-            .create_code(&user, &json!({"sendCode": {"urlTemplate": template}}))
-            .await;
+    for template in ["https://app.example.com/invite?pw={{.Password}}", "https://app.example.com/{{Email}}"] {
+        let resp = app.create_code(&user, &json!({"sendCode": {"urlTemplate": template}})).await;
 
         let b = assert_error(resp, 400, 3, "DOMAIN-ieYa7").await;
-        assert_eq!(
-            b["details"][0]["message"], "URL Template is invalid",
-            "{template}"
-        );
+        assert_eq!(b["details"][0]["message"], "URL Template is invalid", "{template}");
     }
     assert!(app.invite_row(&user).await.is_none());
 }
@@ -150,9 +117,7 @@ async fn dangerous_schemes_and_relative_links_are_domain_ieya7() {
         "file:///etc/{{Code}}",
         "/invite?code={{.Code}}",
     ] {
-        let resp = app
-            .create_code(&user, &json!({"sendCode": {"urlTemplate": template}}))
-            .await;
+        let resp = app.create_code(&user, &json!({"sendCode": {"urlTemplate": template}})).await;
 
         assert_error(resp, 400, 3, "DOMAIN-ieYa7").await;
     }
@@ -167,9 +132,7 @@ async fn a_template_of_more_than_200_characters_is_invalid() {
     assert!(long.chars().count() > 200);
 
     for template in [long.as_str(), ""] {
-        let resp = app
-            .create_code(&user, &json!({"sendCode": {"urlTemplate": template}}))
-            .await;
+        let resp = app.create_code(&user, &json!({"sendCode": {"urlTemplate": template}})).await;
         assert_error_code(resp, 400, 3).await;
     }
 }
@@ -180,28 +143,15 @@ async fn an_application_name_with_cr_lf_or_out_of_bounds_is_400_code_3() {
     let (_, user) = app.org_and_user().await;
     let long = "A".repeat(201);
 
-    for name in [
-        "Acme\r\nBcc: victim@example.com",
-        "Acme\n",
-        "Ac\u{7}me",
-        "",
-        long.as_str(),
-    ] {
-        let resp = app
-            .create_code(&user, &json!({"sendCode": {"applicationName": name}}))
-            .await;
+    for name in ["Acme\r\nBcc: victim@example.com", "Acme\n", "Ac\u{7}me", "", long.as_str()] {
+        let resp = app.create_code(&user, &json!({"sendCode": {"applicationName": name}})).await;
 
         assert_error_code(resp, 400, 3).await;
     }
     assert!(app.invite_row(&user).await.is_none());
 
     // 200 characters is still fine.
-    let ok = app
-        .create_code(
-            &user,
-            &json!({"sendCode": {"applicationName": "A".repeat(200)}}),
-        )
-        .await;
+    let ok = app.create_code(&user, &json!({"sendCode": {"applicationName": "A".repeat(200)}})).await;
     ok_json(ok).await;
 }
 
@@ -212,15 +162,11 @@ async fn a_channel_the_user_has_no_address_for_is_notify_0contact() {
     let email_only = app.create_user(&org, Some("ada@example.com"), None).await;
     let phone_only = app.create_user(&org, None, Some("+41791234567")).await;
 
-    let resp = app
-        .create_code(&email_only, &json!({"sendCode": {"channel": "sms"}}))
-        .await;
+    let resp = app.create_code(&email_only, &json!({"sendCode": {"channel": "sms"}})).await;
     let b = assert_error(resp, 400, 9, "NOTIFY-0contact").await;
     assert_eq!(b["details"][0]["message"], "User has no contact to notify");
 
-    let resp = app
-        .create_code(&phone_only, &json!({"sendCode": {"channel": "email"}}))
-        .await;
+    let resp = app.create_code(&phone_only, &json!({"sendCode": {"channel": "email"}})).await;
     assert_error(resp, 400, 9, "NOTIFY-0contact").await;
 
     assert!(app.invite_row(&email_only).await.is_none());
@@ -231,36 +177,21 @@ async fn a_channel_the_user_has_no_address_for_is_notify_0contact() {
 async fn without_a_channel_email_is_preferred_then_sms() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let both = app
-        .create_user(&org, Some("ada@example.com"), Some("+41791234567"))
-        .await;
+    let both = app.create_user(&org, Some("ada@example.com"), Some("+41791234567")).await;
     let phone_only = app.create_user(&org, None, Some("+41791234568")).await;
 
     ok_json(app.create_code(&both, &json!({})).await).await;
     ok_json(app.create_code(&phone_only, &json!({})).await).await;
 
     let d = app.deliveries(&both).await;
-    assert_eq!(
-        (d[0].channel.as_str(), d[0].recipient.as_str()),
-        ("email", "ada@example.com")
-    );
+    assert_eq!((d[0].channel.as_str(), d[0].recipient.as_str()), ("email", "ada@example.com"));
     let d = app.deliveries(&phone_only).await;
-    assert_eq!(
-        (d[0].channel.as_str(), d[0].recipient.as_str()),
-        ("sms", "+41791234568")
-    );
+    assert_eq!((d[0].channel.as_str(), d[0].recipient.as_str()), ("sms", "+41791234568"));
 
     // Asked for explicitly, SMS goes to the phone of a user who has both.
-    ok_json(
-        app.create_code(&both, &json!({"sendCode": {"channel": "sms"}}))
-            .await,
-    )
-    .await;
+    ok_json(app.create_code(&both, &json!({"sendCode": {"channel": "sms"}})).await).await;
     let d = app.deliveries(&both).await;
-    assert_eq!(
-        (d[1].channel.as_str(), d[1].recipient.as_str()),
-        ("sms", "+41791234567")
-    );
+    assert_eq!((d[1].channel.as_str(), d[1].recipient.as_str()), ("sms", "+41791234567"));
 }
 
 #[actix_web::test]
@@ -268,9 +199,7 @@ async fn send_code_and_return_code_together_are_400_code_3() {
     let app = spawn_app().await;
     let (_, user) = app.org_and_user().await;
 
-    let resp = app
-        .create_code(&user, &json!({"sendCode": {}, "returnCode": {}}))
-        .await;
+    let resp = app.create_code(&user, &json!({"sendCode": {}, "returnCode": {}})).await;
 
     assert_error_code(resp, 400, 3).await;
     assert!(app.invite_row(&user).await.is_none());
@@ -283,11 +212,7 @@ async fn an_initialized_user_is_400_code_9_already_initialized() {
     let (code, _) = app.returned_code(&user).await;
     ok_json(app.verify(&user, &code).await).await;
 
-    for body in [
-        json!({}),
-        json!({"returnCode": {}}),
-        json!({"sendCode": {"applicationName": "Acme"}}),
-    ] {
+    for body in [json!({}), json!({"returnCode": {}}), json!({"sendCode": {"applicationName": "Acme"}})] {
         let resp = app.create_code(&user, &body).await;
 
         let b = assert_error(resp, 400, 9, "COMMAND-EF34g").await;
@@ -299,51 +224,33 @@ async fn an_initialized_user_is_400_code_9_already_initialized() {
 async fn what_is_left_out_is_inherited_from_the_previous_code_but_not_return_code() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let user = app
-        .create_user(&org, Some("ada@example.com"), Some("+41791234567"))
-        .await;
+    let user = app.create_user(&org, Some("ada@example.com"), Some("+41791234567")).await;
     let template = "https://acme.example/join/{{.UserID}}/{{.Code}}";
 
     // A code sent by SMS with a template and a name...
-    let first =
-        json!({"sendCode": {"urlTemplate": template, "applicationName": "Acme", "channel": "sms"}});
+    let first = json!({"sendCode": {"urlTemplate": template, "applicationName": "Acme", "channel": "sms"}});
     ok_json(app.create_code(&user, &first).await).await;
     // ...then a returned code, then a plain create.
     app.returned_code(&user).await;
     let row = app.invite_row(&user).await.unwrap();
     assert!(row.returned);
     assert_eq!(
-        (
-            row.url_template.as_str(),
-            row.application_name.as_str(),
-            row.channel.as_str()
-        ),
+        (row.url_template.as_str(), row.application_name.as_str(), row.channel.as_str()),
         (template, "Acme", "sms")
     );
 
     let resp = ok_json(app.create_code(&user, &json!({})).await).await;
 
-    assert!(
-        resp.get("inviteCode").is_none(),
-        "returnCode is not inherited: {resp}"
-    );
+    assert!(resp.get("inviteCode").is_none(), "returnCode is not inherited: {resp}");
     let row = app.invite_row(&user).await.unwrap();
     assert!(!row.returned);
     assert_eq!(
-        (
-            row.url_template.as_str(),
-            row.application_name.as_str(),
-            row.channel.as_str()
-        ),
+        (row.url_template.as_str(), row.application_name.as_str(), row.channel.as_str()),
         (template, "Acme", "sms")
     );
     let last = app.deliveries(&user).await.pop().unwrap();
     assert_eq!(
-        (
-            last.status.as_str(),
-            last.channel.as_str(),
-            last.recipient.as_str()
-        ),
+        (last.status.as_str(), last.channel.as_str(), last.recipient.as_str()),
         ("queued", "sms", "+41791234567")
     );
 }
@@ -384,21 +291,9 @@ async fn the_eleventh_code_in_an_hour_is_429_with_retry_after() {
     let after = app.invite_row(&user).await.unwrap();
     assert_eq!(after.event_sequence, before.event_sequence);
     assert_eq!(after.code_encrypted, before.code_encrypted);
-    let added = app
-        .event_types(&user)
-        .await
-        .iter()
-        .filter(|t| *t == "invite.code.added")
-        .count();
+    let added = app.event_types(&user).await.iter().filter(|t| *t == "invite.code.added").count();
     assert_eq!(added, 10);
-    assert_eq!(
-        app.deliveries(&user)
-            .await
-            .iter()
-            .filter(|d| d.status == "queued")
-            .count(),
-        1
-    );
+    assert_eq!(app.deliveries(&user).await.iter().filter(|d| d.status == "queued").count(), 1);
 }
 
 #[actix_web::test]

@@ -19,6 +19,7 @@ const WAIT: Duration = Duration::from_secs(20);
 /// Mail through `smtp`, retries after one second, three attempts at most.
 fn mail_settings(smtp: &SmtpServer) -> impl FnOnce(&mut Settings) + '_ {
     move |s: &mut Settings| {
+        s.roles = vec![Role::Api, Role::Worker];
         s.email.transport = EmailTransport::Smtp;
         s.email.smtp_url = smtp.url();
         s.delivery.retry_delays = vec![Duration::from_secs(1)];
@@ -74,7 +75,16 @@ async fn drain_queue(queue: &str) -> Vec<(Vec<u8>, String)> {
     let ch = conn.create_channel().await.unwrap();
     let mut out = Vec::new();
     while let Some(msg) = ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.unwrap() {
-        out.push((msg.delivery.data.clone(), format!("{:?}", msg.delivery.properties)));
+        let p = &msg.delivery.properties;
+        let mut text = format!("type={:?}", p.kind().as_ref().map(|k| k.as_str().to_string()));
+        for (k, v) in p.headers().as_ref().map(|h| h.inner().clone()).unwrap_or_default() {
+            let v = match v {
+                lapin::types::AMQPValue::LongString(s) => s.to_string(),
+                other => format!("{other:?}"),
+            };
+            text.push_str(&format!(" {}={v}", k.as_str()));
+        }
+        out.push((msg.delivery.data.clone(), text));
     }
     out
 }
@@ -88,6 +98,7 @@ async fn a_created_code_arrives_as_multipart_mail_whose_link_verifies() {
 
     let mail = smtp.wait_for("ada@example.com", 1, WAIT).await.remove(0);
     assert!(mail.is_multipart_alternative(), "{}", mail.raw);
+    assert_eq!(mail.from, "no-reply@localhost", "the envelope sender is email.from");
     assert_eq!(mail.subject(), "Invitation to Acme");
     let html = mail.part("text/html").expect("an HTML part");
     let code = mail.code_from_link();
@@ -104,10 +115,14 @@ async fn a_german_user_gets_a_german_mail() {
     let smtp = SmtpServer::start().await;
     let app = spawn_app_with(mail_settings(&smtp)).await;
     let org = app.create_org().await;
-    let user = user_with(&app, &org, json!({
-        "email": {"email": "greta@example.com"},
-        "profile": {"givenName": "Greta", "familyName": "Keller", "preferredLanguage": "de-CH"},
-    }))
+    let user = user_with(
+        &app,
+        &org,
+        json!({
+            "email": {"email": "greta@example.com"},
+            "profile": {"givenName": "Greta", "familyName": "Keller", "preferredLanguage": "de-CH"},
+        }),
+    )
     .await;
     send_code(&app, &user).await;
     let mail = smtp.wait_for("greta@example.com", 1, WAIT).await.remove(0);
@@ -119,12 +134,15 @@ async fn a_german_user_gets_a_german_mail() {
 async fn the_organizations_language_applies_when_the_user_has_none() {
     let smtp = SmtpServer::start().await;
     let app = spawn_app_with(mail_settings(&smtp)).await;
-    let org = ok_json(app.post("/v2/organizations", &app.bootstrap, &json!({"name": "Dupont", "defaultLanguage": "fr"})).await).await;
+    let org = ok_json(
+        app.post("/v2/organizations", &app.bootstrap, &json!({"name": "Dupont", "defaultLanguage": "fr"})).await,
+    )
+    .await;
     let org = org["organizationId"].as_str().unwrap();
     let user = app.create_user(org, Some("jean@example.com"), None).await;
     send_code(&app, &user).await;
     let mail = smtp.wait_for("jean@example.com", 1, WAIT).await.remove(0);
-    assert_eq!(mail.subject(), "Invitation à Acme");
+    assert_eq!(mail.subject(), "Invitation à rejoindre Acme");
 }
 
 #[actix_web::test]
@@ -132,10 +150,14 @@ async fn html_escapes_the_display_name_and_text_keeps_it() {
     let smtp = SmtpServer::start().await;
     let app = spawn_app_with(mail_settings(&smtp)).await;
     let org = app.create_org().await;
-    let user = user_with(&app, &org, json!({
-        "email": {"email": "mallory@example.com"},
-        "profile": {"givenName": "M", "familyName": "X", "displayName": "<script>alert(1)</script>"},
-    }))
+    let user = user_with(
+        &app,
+        &org,
+        json!({
+            "email": {"email": "mallory@example.com"},
+            "profile": {"givenName": "M", "familyName": "X", "displayName": "<script>alert(1)</script>"},
+        }),
+    )
     .await;
     send_code(&app, &user).await;
     let mail = smtp.wait_for("mallory@example.com", 1, WAIT).await.remove(0);
@@ -172,6 +194,7 @@ async fn a_phone_only_user_gets_an_sms_through_the_webhook() {
         .await;
     let url = format!("{}/sms", provider.uri());
     let app = spawn_app_with(move |s| {
+        s.roles = vec![Role::Api, Role::Worker];
         s.sms.provider = SmsProvider::Webhook;
         s.sms.webhook_url = url;
     })
@@ -188,7 +211,11 @@ async fn a_phone_only_user_gets_an_sms_through_the_webhook() {
     let at = text.find("code is ").expect("the code in the SMS") + 8;
     let code: String = text[at..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
     assert!(text.contains(&format!("code={code}")), "the link carries the code: {text}");
-    let id: String = sqlx::query_scalar("SELECT id::text FROM deliveries WHERE user_id = $1").bind(&user).fetch_one(&app.pool).await.unwrap();
+    let id: String = sqlx::query_scalar("SELECT id::text FROM deliveries WHERE user_id = $1")
+        .bind(&user)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(body["deliveryId"], json!(id));
     assert_eq!(requests[0].headers.get("Idempotency-Key").unwrap().to_str().unwrap(), id);
     ok_json(app.verify(&user, &code).await).await;
@@ -207,6 +234,7 @@ async fn the_twilio_provider_posts_a_form_with_basic_auth() {
         .await;
     let base = provider.uri();
     let app = spawn_app_with(move |s| {
+        s.roles = vec![Role::Api, Role::Worker];
         s.sms.provider = SmsProvider::Twilio;
         s.sms.twilio_base_url = base;
         s.sms.twilio_account_sid = "AC123".into();
@@ -226,7 +254,11 @@ async fn the_twilio_provider_posts_a_form_with_basic_auth() {
     // "AC123:secret" in basic auth.
     assert_eq!(req.headers.get("Authorization").unwrap().to_str().unwrap(), "Basic QUMxMjM6c2VjcmV0");
     let provider_id: Option<String> =
-        sqlx::query_scalar("SELECT provider_message_id FROM deliveries WHERE user_id = $1").bind(&user).fetch_one(&app.pool).await.unwrap();
+        sqlx::query_scalar("SELECT provider_message_id FROM deliveries WHERE user_id = $1")
+            .bind(&user)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(provider_id.as_deref(), Some("SM42"));
 }
 
@@ -259,7 +291,11 @@ async fn a_5xx_is_dead_after_one_attempt() {
     send_code(&app, &user).await;
 
     assert_eq!(wait_status(&app, &user, "dead").await, 1);
-    let last_error: String = sqlx::query_scalar("SELECT last_error FROM deliveries WHERE user_id = $1").bind(&user).fetch_one(&app.pool).await.unwrap();
+    let last_error: String = sqlx::query_scalar("SELECT last_error FROM deliveries WHERE user_id = $1")
+        .bind(&user)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert!(last_error.contains("550"), "{last_error}");
     assert_eq!(smtp.rcpt_attempts("ada@example.com"), 1);
 }
@@ -322,10 +358,11 @@ async fn a_resend_accepted_while_the_broker_is_unreachable_is_mailed_when_a_work
     let (_org, user) = api.org_and_user().await;
     send_code(&api, &user).await;
     ok_json(api.resend(&user).await).await;
-    let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE published_at IS NULL AND status = 'queued'")
-        .fetch_one(&api.pool)
-        .await
-        .unwrap();
+    let unpublished: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE published_at IS NULL AND status = 'queued'")
+            .fetch_one(&api.pool)
+            .await
+            .unwrap();
     assert_eq!(unpublished, 1, "the outbox holds it");
 
     let mut worker_settings = api.settings.clone();
@@ -348,7 +385,10 @@ fn close_connections_named(name: &str) -> usize {
     let mut closed = 0;
     for line in listing.lines().filter(|l| l.contains(name)) {
         let pid = line.split_whitespace().next().unwrap();
-        let status = std::process::Command::new("rabbitmqctl").args(["close_connection", pid, "test closes it"]).status().unwrap();
+        let status = std::process::Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "test closes it"])
+            .status()
+            .unwrap();
         assert!(status.success());
         closed += 1;
     }
@@ -390,14 +430,25 @@ async fn herald_reconnects_and_delivers_everything_after_the_broker_drops_it() {
 async fn broker_messages_carry_ids_and_no_code_address_or_name() {
     let app = spawn_app_with(|s| s.roles = vec![Role::Api]).await;
     let org = app.create_org().await;
-    let user = user_with(&app, &org, json!({
-        "email": {"email": "secret.person@example.com"},
-        "profile": {"givenName": "Secretgiven", "familyName": "Secretfamily"},
-    }))
+    let user = user_with(
+        &app,
+        &org,
+        json!({
+            "email": {"email": "secret.person@example.com"},
+            "profile": {"givenName": "Secretgiven", "familyName": "Secretfamily"},
+        }),
+    )
     .await;
-    let body = ok_json(app.create_code(&user, &json!({"returnCode": {}})).await).await;
-    let code = body["inviteCode"].as_str().unwrap().to_string();
+    send_code(&app, &user).await;
     ok_json(app.resend(&user).await).await;
+    // The current code, read the way herald reads it.
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT code_encrypted FROM invite_codes WHERE user_id = $1")
+        .bind(&user)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let key: [u8; 32] = app.settings.crypto_key().unwrap();
+    let code = herald::domain::CodeCipher::new(&key).open(&sealed, &user).unwrap().expose().to_string();
 
     let queue = format!("{}.deliveries.email", app.settings.amqp.prefix);
     let deadline = std::time::Instant::now() + WAIT;
@@ -408,7 +459,7 @@ async fn broker_messages_carry_ids_and_no_code_address_or_name() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(messages.len(), 1);
+    assert_eq!(messages.len(), 1, "the superseded delivery was never published");
     let (body, props) = &messages[0];
     let json: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(json.as_object().unwrap().keys().collect::<Vec<_>>(), ["attempt", "deliveryId", "v"]);
@@ -416,7 +467,10 @@ async fn broker_messages_carry_ids_and_no_code_address_or_name() {
     for secret in [code.as_str(), "secret.person", "Secretgiven", "Secretfamily"] {
         assert!(!everything.contains(secret), "{secret} leaked into the broker: {everything}");
     }
-    assert!(props.contains("delivery.v1") && props.contains("traceparent") && props.contains("x-request-id"), "{props}");
+    assert!(
+        props.contains("delivery.v1") && props.contains("traceparent") && props.contains("x-request-id"),
+        "{props}"
+    );
 }
 
 #[actix_web::test]
@@ -428,7 +482,15 @@ async fn a_malformed_message_is_parked_and_the_consumer_keeps_going() {
     // Wait for herald to declare its topology.
     let queue = format!("{}.deliveries.email", app.settings.amqp.prefix);
     for _ in 0..100 {
-        if ch.queue_declare(queue.as_str().into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default()).await.is_ok() {
+        if ch
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions { passive: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -449,7 +511,15 @@ async fn a_malformed_message_is_parked_and_the_consumer_keeps_going() {
     let (_org, user) = app.org_and_user().await;
     send_code(&app, &user).await;
     smtp.wait_for("ada@example.com", 1, WAIT).await;
-    let dead = drain_queue(&format!("{}.dead", app.settings.amqp.prefix)).await;
+    let dead_queue = format!("{}.dead", app.settings.amqp.prefix);
+    let deadline = std::time::Instant::now() + WAIT;
+    let dead = loop {
+        let d = drain_queue(&dead_queue).await;
+        if !d.is_empty() || std::time::Instant::now() > deadline {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].0, b"{not json");
     assert!(dead[0].1.contains("unparsable delivery message"), "{}", dead[0].1);
@@ -492,11 +562,13 @@ async fn sigterm_finishes_in_flight_work_exits_0_and_a_restart_sends_the_rest() 
         .env("HERALD__ROLES", "worker")
         .env("HERALD__DATABASE__URL", &s.database.url)
         .env("HERALD__AMQP__PREFIX", &s.amqp.prefix)
+        .env("HERALD__CRYPTO__KEY", &s.crypto.key)
         .env("HERALD__EMAIL__TRANSPORT", "smtp")
         .env("HERALD__EMAIL__SMTP_URL", smtp.url())
         .env("HERALD__EMAIL__SMTP_CONNECTIONS", "1")
         .env("HERALD__AMQP__PREFETCH", "4")
         .env("HERALD__SHUTDOWN__GRACE", "10s")
+        .env("HERALD__DELIVERY__RETRY_DELAYS", "1s")
         .env("HERALD__LOG__LEVEL", "warn")
         .kill_on_drop(true)
         .spawn()
@@ -504,11 +576,17 @@ async fn sigterm_finishes_in_flight_work_exits_0_and_a_restart_sends_the_rest() 
     smtp.wait_for("t0@example.com", 1, WAIT).await;
     let pid = child.id().unwrap().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("exits within the grace period").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits within the grace period")
+        .unwrap();
     assert_eq!(status.code(), Some(0), "a clean exit");
     let sent_by_first = smtp.mails().len();
     assert!(sent_by_first < users.len(), "the signal came with work still to do ({sent_by_first} sent)");
-    let stuck: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'sending'").fetch_one(&api.pool).await.unwrap();
+    let stuck: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'sending'")
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
     assert_eq!(stuck, 0, "in-flight deliveries were finished, not abandoned");
 
     // A restarted worker sends the rest.

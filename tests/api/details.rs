@@ -24,22 +24,13 @@ async fn every_write_counts_the_users_events_one_by_one() {
 
     // Act: create (sent), resend, a failed check (appends, answers no details),
     // create (returned), verify (two events).
-    seqs.push(assert_write_details(
-        &ok_json(app.create_code(&user, &json!({})).await).await,
-        &org,
-    ));
-    seqs.push(assert_write_details(
-        &ok_json(app.resend(&user).await).await,
-        &org,
-    ));
+    seqs.push(assert_write_details(&ok_json(app.create_code(&user, &json!({})).await).await, &org));
+    seqs.push(assert_write_details(&ok_json(app.resend(&user).await).await, &org));
     assert_error(app.verify(&user, "NOPE00").await, 400, 3, "COMMAND-Wgn4q").await;
     let returned = ok_json(app.create_code(&user, &json!({"returnCode": {}})).await).await;
     seqs.push(assert_write_details(&returned, &org));
     let code = returned["inviteCode"].as_str().unwrap();
-    seqs.push(assert_write_details(
-        &ok_json(app.verify(&user, code).await).await,
-        &org,
-    ));
+    seqs.push(assert_write_details(&ok_json(app.verify(&user, code).await).await, &org));
 
     // Assert: 1 user.human.added, 2 and 3 codes, 4 the failed check, 5 the code,
     // 6 check.succeeded, 7 email.verified.
@@ -63,13 +54,12 @@ async fn write_details_are_strings_and_millisecond_utc_timestamps() {
     timestamp(&d["changeDate"]);
     assert_eq!(d["resourceOwner"], json!(org));
     // The stored event is the instant the response reports.
-    let at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
-        "SELECT created_at FROM events WHERE aggregate_id = $1 AND sequence = 2",
-    )
-    .bind(&user)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let at: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT created_at FROM events WHERE aggregate_id = $1 AND sequence = 2")
+            .bind(&user)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(timestamp(&d["changeDate"]), at);
 }
 
@@ -77,21 +67,10 @@ async fn write_details_are_strings_and_millisecond_utc_timestamps() {
 async fn organizations_start_at_sequence_1_and_own_themselves() {
     let app = spawn_app().await;
 
-    let body = ok_json(
-        app.post(
-            "/v2/organizations",
-            &app.bootstrap,
-            &json!({"name": "Acme"}),
-        )
-        .await,
-    )
-    .await;
+    let body = ok_json(app.post("/v2/organizations", &app.bootstrap, &json!({"name": "Acme"})).await).await;
 
     let org = body["organizationId"].as_str().unwrap();
-    assert!(
-        !org.is_empty() && org.len() <= 20 && org.bytes().all(|b| b.is_ascii_digit()),
-        "{org}"
-    );
+    assert!(!org.is_empty() && org.len() <= 20 && org.bytes().all(|b| b.is_ascii_digit()), "{org}");
     assert_eq!(assert_write_details(&body, org), 1);
 }
 

@@ -27,6 +27,10 @@ pub struct TestApp {
     /// The test's database, dropped when the test passes (kept when it fails, to look
     /// at).
     pub database: String,
+    /// The settings herald runs with (to start a second process on the same state).
+    pub settings: Settings,
+    /// Whether this app made the database and queue prefix (and so removes them).
+    owns_state: bool,
 }
 
 static TRACING: Once = Once::new();
@@ -46,17 +50,30 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.amqp.prefix = format!("herald-test-{hex}");
     settings.log.level = "warn".into();
     // A key of the test's own (and no warning about the development key).
-    settings.crypto.key =
-        base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    settings.crypto.key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    // The API alone by default: most tests look at the outbox rows as the API left
+    // them. Tests of the delivery pipeline turn the worker role on.
+    settings.roles = vec![herald::config::Role::Api];
+    settings.email.transport = herald::config::EmailTransport::Log;
+    // One retry queue instead of six: fewer quorum queues per test.
+    settings.delivery.retry_delays = vec![Duration::from_secs(1)];
     configure(&mut settings);
+    let mut app = spawn_app_from(settings).await;
+    app.owns_state = true;
+    app
+}
+
+/// Starts one more herald on `settings` (e.g. a worker on another test's database
+/// and prefix). It leaves the database and queues to the test that made them.
+pub async fn spawn_app_from(settings: Settings) -> TestApp {
+    let database = settings.database.url.rsplit('/').next().unwrap_or_default().to_string();
     // One global subscriber for the whole binary (later calls are no-ops); at `warn`
     // it prints only what deserves a look.
     TRACING.call_once(|| herald::telemetry::init(&settings.log));
 
-    let app = Application::build(settings.clone())
-        .await
-        .expect("herald starts");
+    let app = Application::build(settings.clone()).await.expect("herald starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let bootstrap = settings.auth.bootstrap_token.clone();
     actix_web::rt::spawn(app.run_until_stopped());
 
     let pool = PgPoolOptions::new()
@@ -64,46 +81,34 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .connect(&settings.database.url)
         .await
         .expect("the test database accepts connections");
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    TestApp {
-        address,
-        pool,
-        bootstrap: settings.auth.bootstrap_token,
-        client,
-        database,
-    }
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    TestApp { address, pool, bootstrap, client, database, settings, owns_state: false }
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if !self.owns_state {
+            return;
+        }
         if std::thread::panicking() {
-            eprintln!("test failed: keeping database {}", self.database);
+            eprintln!("test failed: keeping database {} and queues {}.*", self.database, self.settings.amqp.prefix);
             return;
         }
         // Drop runs inside the test's runtime, which cannot block on itself: a
         // thread with its own small runtime drops the database (FORCE ends the
         // connections the server and `pool` still hold).
         let name = self.database.clone();
+        let topology = herald::queue::Topology::new(&self.settings.amqp.prefix, &self.settings.delivery.retry_delays);
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
-                if let Ok(pool) = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect(&format!("{POSTGRES}/postgres"))
-                    .await
+                if let Ok(pool) = PgPoolOptions::new().max_connections(1).connect(&format!("{POSTGRES}/postgres")).await
                 {
                     let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                            .execute(&pool)
-                            .await;
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&pool).await;
                     pool.close().await;
                 }
+                delete_queues(&topology).await;
             });
         })
         .join();
@@ -117,22 +122,11 @@ impl TestApp {
 
     /// POSTs JSON with a bearer token.
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("request sent")
+        self.client.post(self.url(path)).bearer_auth(token).json(body).send().await.expect("request sent")
     }
 
     /// POSTs raw bytes as JSON with a bearer token.
-    pub async fn post_raw(
-        &self,
-        path: &str,
-        token: &str,
-        body: impl Into<reqwest::Body>,
-    ) -> Response {
+    pub async fn post_raw(&self, path: &str, token: &str, body: impl Into<reqwest::Body>) -> Response {
         self.client
             .post(self.url(path))
             .bearer_auth(token)
@@ -144,12 +138,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request sent")
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request sent")
     }
 
     /// A Connect unary call: `POST /<service>/<method>` with the JSON message.
@@ -160,18 +149,9 @@ impl TestApp {
     /// A new organization (through the API, with the bootstrap token); its id.
     pub async fn create_org(&self) -> String {
         let name = format!("Org {:08x}", rand::random::<u32>());
-        let resp = self
-            .post(
-                "/v2/organizations",
-                &self.bootstrap,
-                &json!({ "name": name }),
-            )
-            .await;
+        let resp = self.post("/v2/organizations", &self.bootstrap, &json!({ "name": name })).await;
         let body = ok_json(resp).await;
-        body["organizationId"]
-            .as_str()
-            .expect("organizationId")
-            .to_string()
+        body["organizationId"].as_str().expect("organizationId").to_string()
     }
 
     /// A new human user of `org` with the given contacts; its id.
@@ -211,27 +191,17 @@ impl TestApp {
             body["orgId"] = json!(o);
         }
         let body = ok_json(self.post("/admin/v1/tokens", &self.bootstrap, &body).await).await;
-        (
-            body["tokenId"].as_str().unwrap().to_string(),
-            body["token"].as_str().unwrap().to_string(),
-        )
+        (body["tokenId"].as_str().unwrap().to_string(), body["token"].as_str().unwrap().to_string())
     }
 
     /// Makes the test's database refuse connections and ends the open ones (the
     /// server's and `pool`'s): herald's database is "down".
     pub async fn cut_off_database(&self) {
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&format!("{POSTGRES}/postgres"))
+        let admin = PgPoolOptions::new().max_connections(1).connect(&format!("{POSTGRES}/postgres")).await.unwrap();
+        sqlx::query(&format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false", self.database))
+            .execute(&admin)
             .await
             .unwrap();
-        sqlx::query(&format!(
-            "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false",
-            self.database
-        ))
-        .execute(&admin)
-        .await
-        .unwrap();
         sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
             .bind(&self.database)
             .execute(&admin)
@@ -242,30 +212,17 @@ impl TestApp {
 
     /// `POST /v2/users/{user}/invite_code` with the bootstrap token.
     pub async fn create_code(&self, user: &str, body: &Value) -> Response {
-        self.post(
-            &format!("/v2/users/{user}/invite_code"),
-            &self.bootstrap,
-            body,
-        )
-        .await
+        self.post(&format!("/v2/users/{user}/invite_code"), &self.bootstrap, body).await
     }
 
     /// Creates a code with `returnCode` and gives back `(code, sequence)`.
     pub async fn returned_code(&self, user: &str) -> (String, u64) {
         let body = ok_json(self.create_code(user, &json!({"returnCode": {}})).await).await;
-        (
-            body["inviteCode"].as_str().expect("inviteCode").to_string(),
-            sequence(&body),
-        )
+        (body["inviteCode"].as_str().expect("inviteCode").to_string(), sequence(&body))
     }
 
     pub async fn resend(&self, user: &str) -> Response {
-        self.post(
-            &format!("/v2/users/{user}/invite_code/resend"),
-            &self.bootstrap,
-            &json!({}),
-        )
-        .await
+        self.post(&format!("/v2/users/{user}/invite_code/resend"), &self.bootstrap, &json!({})).await
     }
 
     pub async fn verify(&self, user: &str, code: &str) -> Response {
@@ -341,11 +298,8 @@ pub async fn ok_json(resp: Response) -> Value {
 
 /// `details.sequence` of a write's response, checked to be a JSON string.
 pub fn sequence(body: &Value) -> u64 {
-    let s = body["details"]["sequence"]
-        .as_str()
-        .unwrap_or_else(|| panic!("sequence is not a string: {body}"));
-    s.parse()
-        .unwrap_or_else(|_| panic!("sequence is not a uint64: {s}"))
+    let s = body["details"]["sequence"].as_str().unwrap_or_else(|| panic!("sequence is not a string: {body}"));
+    s.parse().unwrap_or_else(|_| panic!("sequence is not a uint64: {s}"))
 }
 
 /// Asserts the REST error shape of API.md §1.2 with this status, code and id, and
@@ -354,9 +308,7 @@ pub async fn assert_error(resp: Response, status: u16, code: u64, id: &str) -> V
     let body = assert_error_code(resp, status, code).await;
     let detail = &body["details"][0];
     assert_eq!(detail["id"], json!(id), "{body}");
-    let text = detail["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("details[0].message: {body}"));
+    let text = detail["message"].as_str().unwrap_or_else(|| panic!("details[0].message: {body}"));
     assert_eq!(body["message"], json!(format!("{text} ({id})")), "{body}");
     body
 }
@@ -366,22 +318,12 @@ pub async fn assert_error_code(resp: Response, status: u16, code: u64) -> Value 
     let got = resp.status().as_u16();
     let text = resp.text().await.unwrap();
     assert_eq!(got, status, "status: {text}");
-    let body: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
     assert_eq!(body["code"], json!(code), "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "message: {body}"
-    );
-    let details = body["details"]
-        .as_array()
-        .unwrap_or_else(|| panic!("details is not a list: {body}"));
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "message: {body}");
+    let details = body["details"].as_array().unwrap_or_else(|| panic!("details is not a list: {body}"));
     for d in details {
-        assert_eq!(
-            d["@type"],
-            json!("type.googleapis.com/zitadel.v1.ErrorDetail"),
-            "{body}"
-        );
+        assert_eq!(d["@type"], json!("type.googleapis.com/zitadel.v1.ErrorDetail"), "{body}");
         let (id, text) = (d["id"].as_str().unwrap(), d["message"].as_str().unwrap());
         assert_eq!(body["message"], json!(format!("{text} ({id})")), "{body}");
     }
@@ -394,28 +336,17 @@ pub async fn assert_connect_error(resp: Response, status: u16, code: &str, id: &
     let got = resp.status().as_u16();
     let text = resp.text().await.unwrap();
     assert_eq!(got, status, "status: {text}");
-    let body: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
     assert_eq!(body["code"], json!(code), "{body}");
-    let details = body["details"]
-        .as_array()
-        .unwrap_or_else(|| panic!("details: {body}"));
+    let details = body["details"].as_array().unwrap_or_else(|| panic!("details: {body}"));
     assert_eq!(details.len(), 1, "{body}");
     let d = &details[0];
     assert_eq!(d["type"], json!("zitadel.v1.ErrorDetail"), "{body}");
     assert_eq!(d["debug"]["id"], json!(id), "{body}");
-    let message = d["debug"]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("debug.message: {body}"));
-    assert_eq!(
-        body["message"],
-        json!(format!("{message} ({id})")),
-        "{body}"
-    );
+    let message = d["debug"]["message"].as_str().unwrap_or_else(|| panic!("debug.message: {body}"));
+    assert_eq!(body["message"], json!(format!("{message} ({id})")), "{body}");
     // Connect writes binary as base64, padded or not.
-    let value = d["value"]
-        .as_str()
-        .unwrap_or_else(|| panic!("value: {body}"));
+    let value = d["value"].as_str().unwrap_or_else(|| panic!("value: {body}"));
     let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(value.trim_end_matches('='))
         .unwrap_or_else(|e| panic!("value is not base64 ({e}): {body}"));
@@ -442,21 +373,10 @@ fn protobuf_error_detail(id: &str, message: &str) -> Vec<u8> {
 /// Asserts an RFC 3339 UTC timestamp with exactly milliseconds (`…:59.198Z`), and
 /// returns it.
 pub fn timestamp(v: &Value) -> DateTime<Utc> {
-    let s = v
-        .as_str()
-        .unwrap_or_else(|| panic!("timestamp is not a string: {v}"));
-    let t: DateTime<Utc> = DateTime::parse_from_rfc3339(s)
-        .unwrap_or_else(|e| panic!("{s}: {e}"))
-        .into();
-    assert_eq!(
-        s,
-        t.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "not UTC with 3 fractional digits and Z"
-    );
-    assert!(
-        s.len() == 24 && s.ends_with('Z') && s.as_bytes()[19] == b'.',
-        "{s}"
-    );
+    let s = v.as_str().unwrap_or_else(|| panic!("timestamp is not a string: {v}"));
+    let t: DateTime<Utc> = DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("{s}: {e}")).into();
+    assert_eq!(s, t.to_rfc3339_opts(SecondsFormat::Millis, true), "not UTC with 3 fractional digits and Z");
+    assert!(s.len() == 24 && s.ends_with('Z') && s.as_bytes()[19] == b'.', "{s}");
     t
 }
 
@@ -468,26 +388,15 @@ pub fn assert_write_details(body: &Value, org: &str) -> u64 {
     assert_eq!(d["changeDate"], d["creationDate"], "{body}");
     let at = timestamp(&d["changeDate"]);
     let age = Utc::now() - at;
-    assert!(
-        age >= -chrono::Duration::seconds(5) && age < chrono::Duration::seconds(30),
-        "changeDate {at} is not now"
-    );
+    assert!(age >= -chrono::Duration::seconds(5) && age < chrono::Duration::seconds(30), "changeDate {at} is not now");
     assert_eq!(d["resourceOwner"], json!(org), "{body}");
     seq
 }
 
 /// The `Retry-After` header as whole seconds, asserted to be a positive integer.
 pub fn retry_after(resp: &Response) -> u64 {
-    let v = resp
-        .headers()
-        .get("retry-after")
-        .expect("Retry-After header")
-        .to_str()
-        .unwrap()
-        .to_string();
-    let secs: u64 = v
-        .parse()
-        .unwrap_or_else(|_| panic!("Retry-After is not whole seconds: {v:?}"));
+    let v = resp.headers().get("retry-after").expect("Retry-After header").to_str().unwrap().to_string();
+    let secs: u64 = v.parse().unwrap_or_else(|_| panic!("Retry-After is not whole seconds: {v:?}"));
     assert!(secs > 0, "Retry-After: {secs}");
     secs
 }
@@ -495,4 +404,25 @@ pub fn retry_after(resp: &Response) -> u64 {
 /// How long to sleep for a TTL to have passed, with some margin.
 pub fn past(ttl: Duration) -> Duration {
     ttl + Duration::from_millis(500)
+}
+
+/// Removes a test's queues and exchanges, so runs do not pile up quorum queues.
+async fn delete_queues(t: &herald::queue::Topology) {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let Ok(conn) =
+        lapin::Connection::connect("amqp://guest:guest@127.0.0.1:5672/%2f", lapin::ConnectionProperties::default())
+            .await
+    else {
+        return;
+    };
+    let Ok(ch) = conn.create_channel().await else { return };
+    let mut queues = vec![t.email_queue(), t.sms_queue(), t.resend_queue(), t.dead_queue()];
+    queues.extend(t.retry_delays.iter().map(|d| t.retry_queue(*d)));
+    for q in queues {
+        let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+    }
+    for e in [t.exchange(), t.retry_exchange()] {
+        let _ = ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default()).await;
+    }
+    let _ = conn.close(200, "test done".into()).await;
 }

@@ -15,10 +15,7 @@ async fn a_sent_code_leaves_exactly_one_queued_delivery() {
     let d = app.deliveries(&user).await;
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0].status, "queued");
-    assert_eq!(
-        (d[0].channel.as_str(), d[0].recipient.as_str()),
-        ("email", "ada@example.com")
-    );
+    assert_eq!((d[0].channel.as_str(), d[0].recipient.as_str()), ("email", "ada@example.com"));
     assert_eq!(d[0].org_id, org);
     assert_eq!(d[0].code_event_sequence as u64, sequence(&body));
     assert_eq!(d[0].template, "invite_user");
@@ -28,33 +25,19 @@ async fn a_sent_code_leaves_exactly_one_queued_delivery() {
 async fn each_new_code_supersedes_the_deliveries_still_waiting() {
     let app = spawn_app().await;
     let (_, user) = app.org_and_user().await;
-    let statuses =
-        |d: Vec<crate::helpers::Delivery>| d.into_iter().map(|d| d.status).collect::<Vec<_>>();
+    let statuses = |d: Vec<crate::helpers::Delivery>| d.into_iter().map(|d| d.status).collect::<Vec<_>>();
 
     ok_json(app.create_code(&user, &json!({})).await).await;
     ok_json(app.resend(&user).await).await;
-    assert_eq!(
-        statuses(app.deliveries(&user).await),
-        vec!["superseded", "queued"]
-    );
+    assert_eq!(statuses(app.deliveries(&user).await), vec!["superseded", "queued"]);
 
-    ok_json(
-        app.create_code(&user, &json!({"sendCode": {"applicationName": "Acme"}}))
-            .await,
-    )
-    .await;
-    assert_eq!(
-        statuses(app.deliveries(&user).await),
-        vec!["superseded", "superseded", "queued"]
-    );
+    ok_json(app.create_code(&user, &json!({"sendCode": {"applicationName": "Acme"}})).await).await;
+    assert_eq!(statuses(app.deliveries(&user).await), vec!["superseded", "superseded", "queued"]);
 
     // A returned code records no delivery, and the one waiting carries a code that
     // no longer verifies: superseded too.
     app.returned_code(&user).await;
-    assert_eq!(
-        statuses(app.deliveries(&user).await),
-        vec!["superseded", "superseded", "superseded"]
-    );
+    assert_eq!(statuses(app.deliveries(&user).await), vec!["superseded", "superseded", "superseded"]);
 }
 
 #[actix_web::test]
@@ -95,34 +78,26 @@ async fn codes_are_stored_encrypted_and_never_in_events() {
 
     let row = app.invite_row(&user).await.unwrap();
     let sealed = row.code_encrypted.expect("a stored code");
-    assert!(
-        !contains(&sealed, code.as_bytes()),
-        "the plain code is in code_encrypted"
-    );
+    assert!(!contains(&sealed, code.as_bytes()), "the plain code is in code_encrypted");
     assert!(!contains(&sealed, code.to_lowercase().as_bytes()));
     assert!(sealed.len() > code.len());
     // No column of the row, nor any event of the user, holds the plain code.
-    let row_text: String =
-        sqlx::query_scalar("SELECT row_to_json(i)::text FROM invite_codes i WHERE user_id = $1")
-            .bind(&user)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let row_text: String = sqlx::query_scalar("SELECT row_to_json(i)::text FROM invite_codes i WHERE user_id = $1")
+        .bind(&user)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert!(!row_text.contains(&code), "{row_text}");
-    let events: Vec<String> =
-        sqlx::query_scalar("SELECT row_to_json(e)::text FROM events e WHERE aggregate_id = $1")
-            .bind(&user)
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
+    let events: Vec<String> = sqlx::query_scalar("SELECT row_to_json(e)::text FROM events e WHERE aggregate_id = $1")
+        .bind(&user)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(events.len(), 2);
     for e in events {
         assert!(!e.contains(&code), "{e}");
     }
     // Two codes sealed for the same user never share a ciphertext (random nonces).
     app.returned_code(&user).await;
-    assert_ne!(
-        app.invite_row(&user).await.unwrap().code_encrypted.unwrap(),
-        sealed
-    );
+    assert_ne!(app.invite_row(&user).await.unwrap().code_encrypted.unwrap(), sealed);
 }

@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{
-    assert_error, assert_write_details, ok_json, past, spawn_app, spawn_app_with,
-};
+use crate::helpers::{assert_error, assert_write_details, ok_json, past, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn resend_without_any_code_is_400_code_9_code_not_found() {
@@ -40,12 +38,9 @@ async fn resend_issues_a_new_code_that_inherits_how_the_last_one_was_sent() {
     // Arrange
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let user = app
-        .create_user(&org, Some("ada@example.com"), Some("+41791234567"))
-        .await;
+    let user = app.create_user(&org, Some("ada@example.com"), Some("+41791234567")).await;
     let template = "https://acme.example/join?c={{Code}}";
-    let create =
-        json!({"sendCode": {"urlTemplate": template, "applicationName": "Acme", "channel": "sms"}});
+    let create = json!({"sendCode": {"urlTemplate": template, "applicationName": "Acme", "channel": "sms"}});
     ok_json(app.create_code(&user, &create).await).await;
     let before = app.invite_row(&user).await.unwrap();
 
@@ -59,25 +54,15 @@ async fn resend_issues_a_new_code_that_inherits_how_the_last_one_was_sent() {
     assert_eq!(after.event_sequence as u64, seq);
     assert_ne!(after.code_encrypted, before.code_encrypted);
     assert_eq!(
-        (
-            after.url_template.as_str(),
-            after.application_name.as_str(),
-            after.channel.as_str()
-        ),
+        (after.url_template.as_str(), after.application_name.as_str(), after.channel.as_str()),
         (template, "Acme", "sms")
     );
     assert!(!after.returned);
-    assert_eq!(
-        app.event_types(&user).await,
-        vec!["user.human.added", "invite.code.added", "invite.code.added"]
-    );
+    assert_eq!(app.event_types(&user).await, vec!["user.human.added", "invite.code.added", "invite.code.added"]);
     let d = app.deliveries(&user).await;
     assert_eq!(d.len(), 2);
     assert_eq!(d[1].status, "queued");
-    assert_eq!(
-        (d[1].channel.as_str(), d[1].recipient.as_str()),
-        ("sms", "+41791234567")
-    );
+    assert_eq!((d[1].channel.as_str(), d[1].recipient.as_str()), ("sms", "+41791234567"));
     assert_eq!(d[1].code_event_sequence as u64, seq);
 }
 
@@ -89,33 +74,16 @@ async fn a_body_sent_to_resend_is_ignored() {
     let path = format!("/v2/users/{user}/invite_code/resend");
 
     // Neither a returnCode nor a body that is not JSON changes what resend does.
-    let resp = ok_json(
-        app.post(
-            &path,
-            &app.bootstrap,
-            &json!({"returnCode": {}, "sendCode": {"channel": "sms"}}),
-        )
-        .await,
-    )
-    .await;
+    let resp =
+        ok_json(app.post(&path, &app.bootstrap, &json!({"returnCode": {}, "sendCode": {"channel": "sms"}})).await)
+            .await;
     assert!(resp.get("inviteCode").is_none(), "{resp}");
-    ok_json(
-        app.post_raw(&path, &app.bootstrap, "this is not json")
-            .await,
-    )
-    .await;
+    ok_json(app.post_raw(&path, &app.bootstrap, "this is not json").await).await;
 
     let row = app.invite_row(&user).await.unwrap();
     assert!(!row.returned);
     assert_eq!(row.channel, "email");
-    assert_eq!(
-        app.deliveries(&user)
-            .await
-            .iter()
-            .filter(|d| d.status == "queued")
-            .count(),
-        1
-    );
+    assert_eq!(app.deliveries(&user).await.iter().filter(|d| d.status == "queued").count(), 1);
 }
 
 #[actix_web::test]
@@ -138,12 +106,7 @@ async fn a_code_cleared_by_three_wrong_guesses_can_be_resent() {
     for _ in 0..3 {
         assert_error(app.verify(&user, "WRONG0").await, 400, 3, "COMMAND-Wgn4q").await;
     }
-    assert!(app
-        .invite_row(&user)
-        .await
-        .unwrap()
-        .code_encrypted
-        .is_none());
+    assert!(app.invite_row(&user).await.unwrap().code_encrypted.is_none());
 
     ok_json(app.resend(&user).await).await;
 
@@ -164,10 +127,7 @@ async fn an_expired_code_can_be_resent() {
 
     assert!(resp["details"]["sequence"].is_string());
     let d = app.deliveries(&user).await;
-    assert_eq!(
-        d.iter().map(|d| d.status.as_str()).collect::<Vec<_>>(),
-        vec!["superseded", "queued"]
-    );
+    assert_eq!(d.iter().map(|d| d.status.as_str()).collect::<Vec<_>>(), vec!["superseded", "queued"]);
 }
 
 #[actix_web::test]
@@ -177,13 +137,7 @@ async fn a_large_body_sent_to_resend_is_ignored_too() {
     ok_json(app.create_code(&user, &json!({})).await).await;
     let big = json!({"padding": "x".repeat(100 * 1024)}).to_string();
 
-    let resp = app
-        .post_raw(
-            &format!("/v2/users/{user}/invite_code/resend"),
-            &app.bootstrap,
-            big,
-        )
-        .await;
+    let resp = app.post_raw(&format!("/v2/users/{user}/invite_code/resend"), &app.bootstrap, big).await;
 
     ok_json(resp).await;
 }

@@ -19,16 +19,10 @@ async fn the_callers_request_id_is_echoed_on_success_and_on_error() {
     let (_, user) = app.org_and_user().await;
     let requests = [
         app.client.get(app.url("/healthz")),
-        app.client
-            .post(app.url(&format!("/v2/users/{user}/invite_code")))
-            .bearer_auth(&app.bootstrap)
-            .json(&json!({})),
+        app.client.post(app.url(&format!("/v2/users/{user}/invite_code"))).bearer_auth(&app.bootstrap).json(&json!({})),
         // 401, 404 (user), 404 (no route), 400 (check 1).
-        app.client
-            .post(app.url(&format!("/v2/users/{user}/invite_code/resend"))),
-        app.client
-            .post(app.url("/v2/users/404/invite_code/resend"))
-            .bearer_auth(&app.bootstrap),
+        app.client.post(app.url(&format!("/v2/users/{user}/invite_code/resend"))),
+        app.client.post(app.url("/v2/users/404/invite_code/resend")).bearer_auth(&app.bootstrap),
         app.client.get(app.url("/no/such/route")),
         app.client.post(app.url("/v2/users/%20/invite_code/verify")),
         // Connect, success and error.
@@ -36,9 +30,7 @@ async fn the_callers_request_id_is_echoed_on_success_and_on_error() {
             .post(app.url("/zitadel.user.v2.UserService/GetUserByID"))
             .bearer_auth(&app.bootstrap)
             .json(&json!({"userId": user})),
-        app.client
-            .post(app.url("/zitadel.user.v2.UserService/GetUserByID"))
-            .json(&json!({"userId": user})),
+        app.client.post(app.url("/zitadel.user.v2.UserService/GetUserByID")).json(&json!({"userId": user})),
     ];
 
     for (i, req) in requests.into_iter().enumerate() {
@@ -47,9 +39,7 @@ async fn the_callers_request_id_is_echoed_on_success_and_on_error() {
 
         let status = resp.status();
         assert_eq!(
-            resp.headers()
-                .get("x-request-id")
-                .map(|v| v.to_str().unwrap()),
+            resp.headers().get("x-request-id").map(|v| v.to_str().unwrap()),
             Some(id.as_str()),
             "#{i} ({status})"
         );
@@ -61,29 +51,12 @@ async fn a_request_id_is_made_when_the_caller_sends_none() {
     let app = spawn_app().await;
 
     let ok = app.client.get(app.url("/healthz")).send().await.unwrap();
-    let err = app
-        .client
-        .post(app.url("/v2/users/1/invite_code"))
-        .send()
-        .await
-        .unwrap();
-    let err2 = app
-        .client
-        .post(app.url("/v2/users/1/invite_code"))
-        .send()
-        .await
-        .unwrap();
+    let err = app.client.post(app.url("/v2/users/1/invite_code")).send().await.unwrap();
+    let err2 = app.client.post(app.url("/v2/users/1/invite_code")).send().await.unwrap();
 
     let ids: Vec<String> = [&ok, &err, &err2]
         .iter()
-        .map(|r| {
-            r.headers()
-                .get("x-request-id")
-                .expect("x-request-id")
-                .to_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|r| r.headers().get("x-request-id").expect("x-request-id").to_str().unwrap().to_string())
         .collect();
     assert!(ids.iter().all(|i| !i.is_empty()), "{ids:?}");
     assert_ne!(ids[0], ids[1]);
@@ -110,25 +83,13 @@ async fn a_database_that_does_not_answer_is_503_without_internals() {
 
     // Act
     let rest = app.create_code(&user, &json!({})).await;
-    let connect = app
-        .connect(
-            "zitadel.user.v2.UserService/ResendInviteCode",
-            &app.bootstrap,
-            &json!({"userId": user}),
-        )
-        .await;
+    let connect =
+        app.connect("zitadel.user.v2.UserService/ResendInviteCode", &app.bootstrap, &json!({"userId": user})).await;
 
     // Assert
     let b = assert_error_code(rest, 503, 14).await;
     let text = b.to_string().to_lowercase();
-    for leak in [
-        "sql",
-        "postgres",
-        "database \"",
-        "connection",
-        "error communicating",
-        "panicked",
-    ] {
+    for leak in ["sql", "postgres", "database \"", "connection", "error communicating", "panicked"] {
         assert!(!text.contains(leak), "{leak:?} in {b}");
     }
     assert_eq!(connect.status().as_u16(), 503);
@@ -145,36 +106,18 @@ async fn a_database_connection_ended_mid_request_is_503() {
     let app = spawn_app().await;
     let (_, user) = app.org_and_user().await;
     let mut blocker = app.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
-        .bind(&user)
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE").bind(&user).execute(&mut *blocker).await.unwrap();
     let request = actix_web::rt::spawn({
-        let (client, url, token) = (
-            app.client.clone(),
-            app.url(&format!("/v2/users/{user}/invite_code")),
-            app.bootstrap.clone(),
-        );
-        async move {
-            client
-                .post(url)
-                .bearer_auth(token)
-                .json(&json!({}))
-                .send()
-                .await
-                .unwrap()
-        }
+        let (client, url, token) =
+            (app.client.clone(), app.url(&format!("/v2/users/{user}/invite_code")), app.bootstrap.clone());
+        async move { client.post(url).bearer_auth(token).json(&json!({})).send().await.unwrap() }
     });
     // Wait until herald's transaction is blocked on the lock.
     let waiting = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
                    AND application_name = 'herald' AND wait_event_type = 'Lock'";
     let mut pid: Option<i32> = None;
     for _ in 0..200 {
-        pid = sqlx::query_scalar(waiting)
-            .fetch_optional(&app.pool)
-            .await
-            .unwrap();
+        pid = sqlx::query_scalar(waiting).fetch_optional(&app.pool).await.unwrap();
         if pid.is_some() {
             break;
         }
@@ -183,11 +126,7 @@ async fn a_database_connection_ended_mid_request_is_503() {
     let pid = pid.expect("herald's create waits on the row lock");
 
     // Act: an administrator ends herald's connection (as a shutdown or failover does).
-    sqlx::query("SELECT pg_terminate_backend($1)")
-        .bind(pid)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(&app.pool).await.unwrap();
     let resp = request.await.unwrap();
 
     // Assert

@@ -88,7 +88,11 @@ impl SmtpServer {
             if mails.len() >= n {
                 return mails;
             }
-            assert!(std::time::Instant::now() < deadline, "{n} mail(s) to {recipient} expected, got {} in {timeout:?}", mails.len());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{n} mail(s) to {recipient} expected, got {} in {timeout:?}",
+                mails.len()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -191,8 +195,10 @@ impl Mail {
 
     /// The decoded body of the part with this content type (`text/plain`, `text/html`).
     pub fn part(&self, content_type: &str) -> Option<String> {
-        for part in self.raw.split("\r\n--") {
-            let (head, body) = part.split_once("\r\n\r\n")?;
+        let ct = self.header("Content-Type")?;
+        let boundary = ct.split("boundary=").nth(1)?.trim_matches('"').to_string();
+        for part in self.raw.split(&format!("--{boundary}")) {
+            let Some((head, body)) = part.trim_start_matches("\r\n").split_once("\r\n\r\n") else { continue };
             let head_l = head.to_ascii_lowercase();
             if !head_l.contains(&format!("content-type: {content_type}")) {
                 continue;
@@ -201,7 +207,8 @@ impl Mail {
             return Some(if head_l.contains("quoted-printable") {
                 quoted_printable(body)
             } else if head_l.contains("base64") {
-                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body.replace("\r\n", "")).unwrap()).unwrap()
+                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body.replace("\r\n", "")).unwrap())
+                    .unwrap()
             } else {
                 body.to_string()
             });
@@ -242,28 +249,26 @@ fn quoted_printable(s: &str) -> String {
 
 fn decode_words(s: &str) -> String {
     let mut out = String::new();
+    // Whitespace between two encoded words is not part of the text (RFC 2047 §6.2).
+    let mut last_encoded = false;
     for word in s.split_whitespace() {
-        let decoded = word
-            .strip_prefix("=?")
-            .and_then(|w| w.strip_suffix("?="))
-            .and_then(|w| {
-                let mut it = w.splitn(3, '?');
-                let (_charset, enc, text) = (it.next()?, it.next()?, it.next()?);
-                match enc.to_ascii_lowercase().as_str() {
-                    "b" => base64::engine::general_purpose::STANDARD.decode(text).ok().and_then(|b| String::from_utf8(b).ok()),
-                    "q" => Some(quoted_printable(&text.replace('_', " "))),
-                    _ => None,
+        let decoded = word.strip_prefix("=?").and_then(|w| w.strip_suffix("?=")).and_then(|w| {
+            let mut it = w.splitn(3, '?');
+            let (_charset, enc, text) = (it.next()?, it.next()?, it.next()?);
+            match enc.to_ascii_lowercase().as_str() {
+                "b" => {
+                    base64::engine::general_purpose::STANDARD.decode(text).ok().and_then(|b| String::from_utf8(b).ok())
                 }
-            });
-        match decoded {
-            Some(d) => out.push_str(&d),
-            None => {
-                if !out.is_empty() {
-                    out.push(' ');
-                }
-                out.push_str(word);
+                "q" => Some(quoted_printable(&text.replace('_', " "))),
+                _ => None,
             }
+        });
+        let joins_encoded = last_encoded && decoded.is_some();
+        if !out.is_empty() && !joins_encoded {
+            out.push(' ');
         }
+        last_encoded = decoded.is_some();
+        out.push_str(decoded.as_deref().unwrap_or(word));
     }
     out
 }

@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{
-    assert_error, assert_error_code, assert_write_details, ok_json, past, spawn_app, spawn_app_with,
-};
+use crate::helpers::{assert_error, assert_error_code, assert_write_details, ok_json, past, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn the_right_code_verifies_the_email_and_initializes_the_user() {
@@ -23,29 +21,16 @@ async fn the_right_code_verifies_the_email_and_initializes_the_user() {
     assert_eq!(seq, created_seq + 2);
     assert_eq!(
         app.event_types(&user).await,
-        vec![
-            "user.human.added",
-            "invite.code.added",
-            "invite.check.succeeded",
-            "user.email.verified"
-        ]
+        vec!["user.human.added", "invite.code.added", "invite.check.succeeded", "user.email.verified"]
     );
-    let (initialized, email_verified, phone_verified): (bool, bool, bool) = sqlx::query_as(
-        "SELECT initialized, email_verified, phone_verified FROM users WHERE id = $1",
-    )
-    .bind(&user)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    assert!(initialized && email_verified && !phone_verified);
-    assert!(
-        app.invite_row(&user)
+    let (initialized, email_verified, phone_verified): (bool, bool, bool) =
+        sqlx::query_as("SELECT initialized, email_verified, phone_verified FROM users WHERE id = $1")
+            .bind(&user)
+            .fetch_one(&app.pool)
             .await
-            .unwrap()
-            .code_encrypted
-            .is_none(),
-        "the code is cleared"
-    );
+            .unwrap();
+    assert!(initialized && email_verified && !phone_verified);
+    assert!(app.invite_row(&user).await.unwrap().code_encrypted.is_none(), "the code is cleared");
 
     // The code does not verify twice.
     assert_error(app.verify(&user, &code).await, 400, 3, "COMMAND-Wgn4q").await;
@@ -60,10 +45,7 @@ async fn a_code_for_a_phone_only_user_verifies_the_phone() {
 
     ok_json(app.verify(&user, &code).await).await;
 
-    assert_eq!(
-        app.event_types(&user).await.last().unwrap(),
-        "user.phone.verified"
-    );
+    assert_eq!(app.event_types(&user).await.last().unwrap(), "user.phone.verified");
     let (email_verified, phone_verified): (bool, bool) =
         sqlx::query_as("SELECT email_verified, phone_verified FROM users WHERE id = $1")
             .bind(&user)
@@ -86,12 +68,7 @@ async fn a_wrong_code_and_no_code_get_the_same_answer() {
 
     assert_eq!(none, wrong);
     assert_eq!(wrong["details"][0]["message"], "Code is invalid");
-    let failed = app
-        .event_types(&user)
-        .await
-        .iter()
-        .filter(|t| *t == "invite.check.failed")
-        .count();
+    let failed = app.event_types(&user).await.iter().filter(|t| *t == "invite.check.failed").count();
     assert_eq!(failed, 2, "each failure appends invite.check.failed");
 }
 
@@ -107,18 +84,8 @@ async fn three_wrong_codes_clear_the_code_so_the_right_one_fails_too() {
     }
     assert_error(app.verify(&user, &code).await, 400, 3, "COMMAND-Wgn4q").await;
 
-    assert!(app
-        .invite_row(&user)
-        .await
-        .unwrap()
-        .code_encrypted
-        .is_none());
-    let failed = app
-        .event_types(&user)
-        .await
-        .iter()
-        .filter(|t| *t == "invite.check.failed")
-        .count();
+    assert!(app.invite_row(&user).await.unwrap().code_encrypted.is_none());
+    let failed = app.event_types(&user).await.iter().filter(|t| *t == "invite.check.failed").count();
     assert_eq!(failed, 4);
     let initialized: bool = sqlx::query_scalar("SELECT initialized FROM users WHERE id = $1")
         .bind(&user)
@@ -169,19 +136,11 @@ async fn an_expired_code_fails_and_is_cleared() {
     assert_error(app.verify(&user, &code).await, 400, 3, "COMMAND-Wgn4q").await;
 
     let row = app.invite_row(&user).await.unwrap();
-    assert!(
-        row.code_encrypted.is_none(),
-        "one check of an expired code clears it"
-    );
+    assert!(row.code_encrypted.is_none(), "one check of an expired code clears it");
     // Even the right code fails from now on (it would fail anyway, being expired; the
     // cleared row above is what proves the clearing).
     assert_error(app.verify(&user, &code).await, 400, 3, "COMMAND-Wgn4q").await;
-    let failed = app
-        .event_types(&user)
-        .await
-        .iter()
-        .filter(|t| *t == "invite.check.failed")
-        .count();
+    let failed = app.event_types(&user).await.iter().filter(|t| *t == "invite.check.failed").count();
     assert_eq!(failed, 2);
 }
 
@@ -192,11 +151,7 @@ async fn a_verification_code_must_be_1_to_20_characters() {
     let (code, _) = app.returned_code(&user).await;
     let path = format!("/v2/users/{user}/invite_code/verify");
 
-    for body in [
-        json!({}),
-        json!({"verificationCode": ""}),
-        json!({"verificationCode": "A".repeat(21)}),
-    ] {
+    for body in [json!({}), json!({"verificationCode": ""}), json!({"verificationCode": "A".repeat(21)})] {
         let resp = app.post(&path, &app.bootstrap, &body).await;
         assert_error_code(resp, 400, 3).await;
     }
@@ -240,23 +195,14 @@ async fn a_returned_code_keeps_the_sms_channel_and_verifies_the_phone() {
     // inherits the channel, so verifying it verifies the phone.
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let user = app
-        .create_user(&org, Some("ada@example.com"), Some("+41791234567"))
-        .await;
-    ok_json(
-        app.create_code(&user, &json!({"sendCode": {"channel": "sms"}}))
-            .await,
-    )
-    .await;
+    let user = app.create_user(&org, Some("ada@example.com"), Some("+41791234567")).await;
+    ok_json(app.create_code(&user, &json!({"sendCode": {"channel": "sms"}})).await).await;
     let (code, _) = app.returned_code(&user).await;
     assert_eq!(app.invite_row(&user).await.unwrap().channel, "sms");
 
     ok_json(app.verify(&user, &code).await).await;
 
-    assert_eq!(
-        app.event_types(&user).await.last().unwrap(),
-        "user.phone.verified"
-    );
+    assert_eq!(app.event_types(&user).await.last().unwrap(), "user.phone.verified");
     let read = ok_json(app.get(&format!("/v2/users/{user}"), &app.bootstrap).await).await;
     assert_eq!(read["user"]["human"]["phone"]["isVerified"], true);
     assert_eq!(read["user"]["human"]["email"]["isVerified"], false);
