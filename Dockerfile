@@ -3,9 +3,9 @@
 # ---- build ------------------------------------------------------------------
 FROM rust:1.95-bookworm AS builder
 WORKDIR /build
-# No database during the build: sqlx's query macros use the committed `.sqlx/` data.
-ENV SQLX_OFFLINE=true \
-    CARGO_TERM_COLOR=never
+# The build needs no database: herald's queries are checked at run time (and by its
+# test suite), and the migrations are embedded from migrations/.
+ENV CARGO_TERM_COLOR=never
 
 # Dependencies first, with placeholder sources: this layer is rebuilt only when
 # Cargo.toml or Cargo.lock change, not on every source edit.
