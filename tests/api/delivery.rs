@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use herald::config::{EmailTransport, Role, Settings, SmsProvider};
-use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::options::{BasicGetOptions, BasicPublishOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::{json, Value};
 use wiremock::matchers::{header_exists, method, path};
@@ -477,36 +476,39 @@ async fn broker_messages_carry_ids_and_no_code_address_or_name() {
 async fn a_malformed_message_is_parked_and_the_consumer_keeps_going() {
     let smtp = SmtpServer::start().await;
     let app = spawn_app_with(mail_settings(&smtp)).await;
+    // Publish as an outside producer would, with confirms and `mandatory`, until the
+    // broker routed it (herald declares its topology in the background).
     let conn = amqp().await;
-    let ch = conn.create_channel().await.unwrap();
-    // Wait for herald to declare its topology.
-    let queue = format!("{}.deliveries.email", app.settings.amqp.prefix);
-    for _ in 0..100 {
-        if ch
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions { passive: true, ..Default::default() },
-                FieldTable::default(),
+    let confirming = || async {
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(lapin::options::ConfirmSelectOptions::default()).await.unwrap();
+        ch
+    };
+    let mut ch = confirming().await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let confirm = ch
+            .basic_publish(
+                app.settings.amqp.prefix.as_str().into(),
+                "delivery.email".into(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                b"{not json",
+                BasicProperties::default().with_type("delivery.v1".into()),
             )
-            .await
-            .is_ok()
-        {
-            break;
+            .await;
+        match confirm {
+            Ok(c) => match c.await {
+                Ok(lapin::Confirmation::Ack(None)) => break,
+                other => assert!(std::time::Instant::now() < deadline, "not routed: {other:?}"),
+            },
+            // The exchange is not declared yet: the broker closed the channel.
+            Err(e) => assert!(std::time::Instant::now() < deadline, "{e}"),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !ch.status().connected() {
+            ch = confirming().await;
+        }
     }
-    let ch = conn.create_channel().await.unwrap();
-    ch.basic_publish(
-        app.settings.amqp.prefix.as_str().into(),
-        "delivery.email".into(),
-        BasicPublishOptions::default(),
-        b"{not json",
-        BasicProperties::default().with_type("delivery.v1".into()),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
 
     let (_org, user) = app.org_and_user().await;
     send_code(&app, &user).await;
