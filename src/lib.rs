@@ -17,12 +17,14 @@
 pub mod api;
 pub mod auth;
 pub mod channels;
+pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod directory;
 pub mod domain;
 pub mod invite;
 pub mod metrics;
+pub mod ops;
 pub mod queue;
 pub mod render;
 pub mod startup;

@@ -28,6 +28,70 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Re-invite many users of an organization: publishes a bulk job and follows it.
+    BulkResend(BulkResendArgs),
+    /// Inspect and replay deliveries.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
+}
+
+#[derive(Debug, Args)]
+#[group(id = "selection", required = true, multiple = false, args = ["all_pending", "file"])]
+struct BulkResendArgs {
+    /// The organization.
+    #[arg(long)]
+    org: String,
+    /// Every user whose invite was sent and not yet verified.
+    #[arg(long)]
+    all_pending: bool,
+    /// A file of user ids, one per line.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Publish and exit, without following the job.
+    #[arg(long)]
+    no_follow: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum DeliveriesCommand {
+    /// List deliveries, newest first.
+    List {
+        /// queued, sending, sent, retrying, dead, superseded, expired or cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One delivery with its attempts.
+    Show { id: i64 },
+    /// Replay dead deliveries: one (--id), all (--all), or by organization and age.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+#[group(id = "target", required = true, multiple = true, args = ["id", "all", "org", "since"])]
+struct ReplayArgs {
+    #[arg(long, conflicts_with_all = ["all", "org", "since"])]
+    id: Option<i64>,
+    /// Every dead delivery.
+    #[arg(long)]
+    all: bool,
+    /// Dead deliveries of one organization.
+    #[arg(long)]
+    org: Option<String>,
+    /// Dead deliveries created at or after this time (RFC 3339).
+    #[arg(long)]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Count what would be replayed; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Give stale deliveries (code replaced or expired) a new code.
+    #[arg(long)]
+    reissue: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +161,20 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             .await?;
             println!("migrations applied");
             Ok(())
+        }
+        Command::BulkResend(a) => herald::cli::bulk_resend(&settings, &a.org, a.file.as_deref(), !a.no_follow).await,
+        Command::Deliveries(DeliveriesCommand::List { status, org, user, limit }) => {
+            let filter =
+                herald::store::deliveries::DeliveryFilter { status, org_id: org, user_id: user, ..Default::default() };
+            herald::cli::list_deliveries(&settings, filter, limit).await
+        }
+        Command::Deliveries(DeliveriesCommand::Show { id }) => herald::cli::show_delivery(&settings, id).await,
+        Command::Deliveries(DeliveriesCommand::Replay(a)) => {
+            let target = match a.id {
+                Some(id) => herald::cli::ReplayTarget::One(id),
+                None => herald::cli::ReplayTarget::Matching { org: a.org, since: a.since },
+            };
+            herald::cli::replay(&settings, target, a.dry_run, a.reissue).await
         }
         Command::Token(TokenCommand::Create(args)) => {
             let pool = startup::open_database(&settings).await?;

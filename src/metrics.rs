@@ -19,6 +19,8 @@ struct Inner {
     deliveries: IntCounterVec,
     attempt_seconds: HistogramVec,
     outbox_backlog: IntGauge,
+    bulk_requests: IntCounterVec,
+    replays: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -64,6 +66,12 @@ impl Metrics {
                 registry.register(Box::new(h.clone())).expect("unique metric");
                 h
             },
+            bulk_requests: counter(
+                "herald_bulk_requests_total",
+                "Resend requests from the queue, by outcome (succeeded, retried, or the error id)",
+                &["outcome"],
+            ),
+            replays: counter("herald_replays_total", "Dead deliveries replayed, by how", &["outcome"]),
             outbox_backlog: {
                 let g = IntGauge::new("herald_outbox_backlog", "Queued deliveries not yet published to the broker")
                     .expect("valid metric");
@@ -88,6 +96,14 @@ impl Metrics {
 
     pub fn attempt(&self, channel: &str, outcome: &str, seconds: f64) {
         self.inner.attempt_seconds.with_label_values(&[channel, outcome]).observe(seconds);
+    }
+
+    pub fn bulk_request(&self, outcome: &str) {
+        self.inner.bulk_requests.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn replay(&self, outcome: &str) {
+        self.inner.replays.with_label_values(&[outcome]).inc();
     }
 
     pub fn set_outbox_backlog(&self, n: i64) {

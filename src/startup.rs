@@ -32,9 +32,11 @@ use crate::directory::Directory;
 use crate::domain::{CodeCipher, IdGenerator, UrlTemplate};
 use crate::invite::{InviteService, InviteSettings};
 use crate::metrics::Metrics;
+use crate::ops::bulk::RequestHandler;
+use crate::ops::{BulkService, BulkWorker, ReplayService};
 use crate::queue::consumer::Drain;
 use crate::queue::link::{Close, LinkHandle};
-use crate::queue::topology::{KEY_EMAIL, KEY_SMS};
+use crate::queue::topology::{KEY_BULK_EMAIL, KEY_BULK_SMS, KEY_EMAIL, KEY_RESEND, KEY_SMS};
 use crate::queue::{AmqpLink, ConsumerOptions, Publisher, QueueConsumer, Topology};
 use crate::render::{Renderer, Templates};
 use crate::store;
@@ -125,7 +127,10 @@ impl Application {
         let relay = OutboxRelay::start(pool.clone(), publisher.clone(), topology.exchange(), metrics.clone());
         // A kick is a tiny, idempotent notification: do_send (no mailbox bound) is
         // fine, and the relay coalesces kicks that arrive during a sweep.
-        let invites = services.invites.with_delivery_hook(Arc::new(move |_id| relay.do_send(Kick)));
+        let kick: crate::invite::DeliveryHook = Arc::new(move |_id| relay.do_send(Kick));
+        let invites = services.invites.with_delivery_hook(kick.clone());
+        let bulk = BulkService::new(pool.clone(), services.ids.clone(), publisher.clone(), topology.exchange());
+        let replay = ReplayService::new(pool.clone(), invites.clone(), metrics.clone(), Some(kick));
 
         let mut consumers = Vec::new();
         if settings.has_role(Role::Worker) {
@@ -144,7 +149,29 @@ impl Application {
                 metrics: metrics.clone(),
             };
             let worker = DeliveryWorker::start(pipeline);
-            for (queue, key) in [(topology.email_queue(), KEY_EMAIL), (topology.sms_queue(), KEY_SMS)] {
+            let requests =
+                RequestHandler::new(pool.clone(), invites.clone(), metrics.clone(), topology.retry_delays.clone());
+            let options = ConsumerOptions {
+                queue: topology.resend_queue(),
+                routing_key: KEY_RESEND.to_string(),
+                prefetch: settings.amqp.prefetch,
+                grace: settings.shutdown.grace,
+            };
+            let bulk_worker = BulkWorker::start(requests).recipient();
+            consumers.push(QueueConsumer::start(
+                link.clone(),
+                topology.clone(),
+                options,
+                bulk_worker,
+                publisher.clone(),
+            ));
+            let lanes = [
+                (topology.email_queue(), KEY_EMAIL),
+                (topology.sms_queue(), KEY_SMS),
+                (topology.bulk_email_queue(), KEY_BULK_EMAIL),
+                (topology.bulk_sms_queue(), KEY_BULK_SMS),
+            ];
+            for (queue, key) in lanes {
                 let options = ConsumerOptions {
                     queue,
                     routing_key: key.to_string(),
@@ -166,6 +193,8 @@ impl Application {
                 auth: services.auth,
                 directory: services.directory,
                 invites,
+                bulk,
+                replay,
                 pool: pool.clone(),
                 link: Some(link.clone()),
                 metrics,

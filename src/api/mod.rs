@@ -3,6 +3,7 @@
 //! Handlers are thin: read the body, call an operation in [`ops`], serialise.
 //! Everything a rule decides lives in `invite`, `directory` and `auth`.
 
+pub mod admin;
 pub mod body;
 pub mod connect;
 pub mod dto;
@@ -18,14 +19,17 @@ use crate::auth::Authenticator;
 use crate::directory::Directory;
 use crate::invite::InviteService;
 use crate::metrics::Metrics;
+use crate::ops::{BulkService, ReplayService};
 use crate::queue::link::LinkHandle;
 
 /// What every handler can reach.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     pub auth: Authenticator,
     pub directory: Directory,
     pub invites: InviteService,
+    pub bulk: BulkService,
+    pub replay: ReplayService,
     pub pool: PgPool,
     /// The broker link, for `/readyz`.
     pub link: Option<LinkHandle>,
@@ -38,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics));
     rest::routes(cfg);
+    admin::routes(cfg);
     connect::routes(cfg);
 }
 

@@ -5,7 +5,7 @@
 use crate::auth::TokenRequest;
 use crate::directory::{NewHuman, NewOrganization};
 use crate::domain::{ids, parse_user_id, Error};
-use crate::invite::{CreateRequest, SendCode};
+use crate::invite::{CreateRequest, IssueContext, SendCode};
 
 use super::dto::*;
 use super::AppState;
@@ -17,6 +17,10 @@ pub struct Call<'a> {
 }
 
 impl Call<'_> {
+    fn context(&self) -> IssueContext {
+        IssueContext { request_id: self.request_id.clone(), ..Default::default() }
+    }
+
     pub async fn create_invite_code(
         &self,
         user_id: &str,
@@ -32,7 +36,7 @@ impl Call<'_> {
             }),
             return_code: body.return_code.is_some(),
         };
-        let issued = self.state.invites.create(&caller, user_id, req, self.request_id.as_deref()).await?;
+        let issued = self.state.invites.create(&caller, user_id, req, &self.context()).await?;
         Ok(CreateInviteCodeResponse {
             details: (&issued.details).into(),
             invite_code: issued.code.map(|c| c.expose().to_string()),
@@ -42,7 +46,7 @@ impl Call<'_> {
     pub async fn resend_invite_code(&self, user_id: &str) -> Result<DetailsOnly, Error> {
         parse_user_id(user_id)?;
         let caller = self.state.auth.authenticate(self.authorization).await?;
-        let issued = self.state.invites.resend(&caller, user_id, self.request_id.as_deref()).await?;
+        let issued = self.state.invites.resend(&caller, user_id, &self.context()).await?;
         Ok(DetailsOnly { details: (&issued.details).into() })
     }
 

@@ -49,14 +49,22 @@ impl DeliveryMessage {
 }
 
 /// The message for a delivery, with its tracing headers.
-pub fn outgoing(exchange: &str, id: i64, channel: &str, attempt: u32, request_id: Option<&str>) -> Outgoing {
+pub fn outgoing(
+    exchange: &str,
+    id: i64,
+    channel: &str,
+    lane: &str,
+    attempt: u32,
+    request_id: Option<&str>,
+) -> Outgoing {
     let mut headers = BTreeMap::new();
     let request_id = request_id.map(str::to_string).unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
     headers.insert("traceparent".to_string(), traceparent(&request_id));
     headers.insert("x-request-id".to_string(), request_id);
     Outgoing {
         exchange: exchange.to_string(),
-        routing_key: format!("delivery.{channel}"),
+        // `delivery.email` for transactional work, `bulk.email` for bulk re-invites.
+        routing_key: if lane == "bulk" { format!("bulk.{channel}") } else { format!("delivery.{channel}") },
         cc: vec![],
         kind: MESSAGE_TYPE.into(),
         body: DeliveryMessage { v: 1, delivery_id: id.to_string(), attempt }.encode(),

@@ -79,7 +79,7 @@ async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) 
     }
     let messages = rows
         .iter()
-        .map(|r| super::outgoing(exchange, r.id, &r.channel, r.attempts as u32 + 1, r.request_id.as_deref()))
+        .map(|r| super::outgoing(exchange, r.id, &r.channel, &r.lane, r.attempts as u32 + 1, r.request_id.as_deref()))
         .collect();
     let results = publisher.send(Publish(messages)).await?;
     let confirmed: Vec<i64> = rows.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(row, _)| row.id).collect();

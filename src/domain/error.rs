@@ -173,5 +173,11 @@ pub mod ids {
     pub const INVALID_BODY: &str = "API-body";
     pub const BODY_TOO_LARGE: &str = "API-bodysize";
     pub const VALIDATION: &str = "API-invalid";
+    /// A bulk request processed before (the broker delivered it twice).
+    pub const BULK_DONE: &str = "BULK-done";
+    pub const BULK_NOT_FOUND: &str = "BULK-notfound";
+    pub const DELIVERY_NOT_FOUND: &str = "NOTIFY-nodelivery";
+    pub const NOT_DEAD: &str = "NOTIFY-notdead";
+    pub const STALE: &str = "NOTIFY-stale";
     pub const ROUTE_NOT_FOUND: &str = "API-noroute";
 }

@@ -60,6 +60,18 @@ pub struct Issued {
     pub delivery_id: Option<i64>,
 }
 
+/// Where a create or resend comes from, and where its delivery goes.
+#[derive(Debug, Clone, Default)]
+pub struct IssueContext {
+    /// The HTTP request (or message) id, kept with the delivery for the logs.
+    pub request_id: Option<String>,
+    /// The bulk job the request belongs to: its outcome is recorded in the same
+    /// transaction, and a request already recorded is not resent again.
+    pub job_id: Option<String>,
+    /// Bulk deliveries travel their own queues, so transactional ones never wait.
+    pub bulk: bool,
+}
+
 /// Called with a delivery id after the transaction that recorded it committed (the
 /// delivery pipeline publishes it at once instead of waiting for the relay).
 pub type DeliveryHook = Arc<dyn Fn(i64) + Send + Sync>;
@@ -104,16 +116,16 @@ impl InviteService {
         caller: &Principal,
         user_id: &str,
         req: CreateRequest,
-        request_id: Option<&str>,
+        ctx: &IssueContext,
     ) -> Result<Issued, Error> {
-        self.issue(caller, user_id, Issue::Create, req, request_id).await
+        self.issue(caller, user_id, Issue::Create, req, ctx).await
     }
 
     /// `POST /v2/users/{userId}/invite_code/resend` (API.md §2.2): a new code that
     /// inherits how the previous one was sent.
     #[tracing::instrument(skip_all, fields(user_id = %user_id, caller = %caller.token_id))]
-    pub async fn resend(&self, caller: &Principal, user_id: &str, request_id: Option<&str>) -> Result<Issued, Error> {
-        self.issue(caller, user_id, Issue::Resend, CreateRequest::default(), request_id).await
+    pub async fn resend(&self, caller: &Principal, user_id: &str, ctx: &IssueContext) -> Result<Issued, Error> {
+        self.issue(caller, user_id, Issue::Resend, CreateRequest::default(), ctx).await
     }
 
     async fn issue(
@@ -122,11 +134,17 @@ impl InviteService {
         user_id: &str,
         op: Issue,
         req: CreateRequest,
-        request_id: Option<&str>,
+        ctx: &IssueContext,
     ) -> Result<Issued, Error> {
         let user_id = parse_user_id(user_id)?;
         let mut tx = self.pool.begin().await?;
         let UserWithOrg { user, org_default_language } = lock_visible_user(&mut tx, caller, user_id).await?;
+        if let Some(job) = &ctx.job_id {
+            // Under the user's lock: a redelivered request of the job is a no-op.
+            if store::bulk::result_exists(&mut tx, job, user_id).await? {
+                return Err(Error::new(Kind::AlreadyExists, ids::BULK_DONE, "Request already processed"));
+            }
+        }
         caller.require(Permission::UserWrite)?;
 
         // Body checks (create only; resend ignores any body).
@@ -217,13 +235,18 @@ impl InviteService {
                     locale: user.preferred_language.clone().unwrap_or(org_default_language),
                     code_event_sequence: sequence,
                     created_at: now,
-                    request_id: request_id.map(str::to_string),
+                    request_id: ctx.request_id.clone(),
+                    lane: if ctx.bulk { "bulk" } else { "transactional" },
+                    job_id: ctx.job_id.clone(),
                 };
                 store::deliveries::insert_queued(&mut tx, &d).await?;
                 Some(d.id)
             }
             None => None,
         };
+        if let Some(job) = &ctx.job_id {
+            store::bulk::record_result(&mut tx, job, user_id, None).await?;
+        }
         tx.commit().await?;
         tracing::info!(
             sequence,

@@ -5,6 +5,7 @@
 //! | `<p>` | direct exchange | all work is routed here |
 //! | `<p>.retry` | direct exchange | parks retries; never routes to a work queue directly |
 //! | `<p>.deliveries.email` / `.sms` | quorum queues, keys `delivery.email` / `delivery.sms` | an SMS outage never blocks e-mail |
+//! | `<p>.bulk.email` / `.bulk.sms` | quorum queues, keys `bulk.email` / `bulk.sms` | deliveries of bulk re-invites: transactional ones never wait behind them |
 //! | `<p>.resend-requests` | quorum queue, key `resend.request` | bulk re-invites, apart from transactional work |
 //! | `<p>.retry.<delay>` | quorum queue with `x-message-ttl`, bound to `<p>.retry` by key `<delay>` | waits, then dead-letters to `<p>` |
 //! | `<p>.dead` | quorum queue, key `dead` | parked deliveries for inspection and replay |
@@ -28,6 +29,8 @@ const DELIVERY_LIMIT: i64 = 20;
 
 pub const KEY_EMAIL: &str = "delivery.email";
 pub const KEY_SMS: &str = "delivery.sms";
+pub const KEY_BULK_EMAIL: &str = "bulk.email";
+pub const KEY_BULK_SMS: &str = "bulk.sms";
 pub const KEY_RESEND: &str = "resend.request";
 pub const KEY_DEAD: &str = "dead";
 
@@ -60,6 +63,14 @@ impl Topology {
 
     pub fn sms_queue(&self) -> String {
         format!("{}.deliveries.sms", self.prefix)
+    }
+
+    pub fn bulk_email_queue(&self) -> String {
+        format!("{}.bulk.email", self.prefix)
+    }
+
+    pub fn bulk_sms_queue(&self) -> String {
+        format!("{}.bulk.sms", self.prefix)
     }
 
     pub fn resend_queue(&self) -> String {

@@ -16,13 +16,16 @@ pub struct NewDelivery {
     pub code_event_sequence: i64,
     pub created_at: DateTime<Utc>,
     pub request_id: Option<String>,
+    /// `transactional` or `bulk`: which queues it travels.
+    pub lane: &'static str,
+    pub job_id: Option<String>,
 }
 
 pub async fn insert_queued(conn: &mut PgConnection, d: &NewDelivery) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO deliveries (id, user_id, org_id, channel, recipient, template, locale, status,
-                                 code_event_sequence, created_at, updated_at, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $9, $10)",
+                                 code_event_sequence, created_at, updated_at, request_id, lane, job_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $9, $10, $11, $12)",
     )
     .bind(d.id)
     .bind(&d.user_id)
@@ -34,6 +37,8 @@ pub async fn insert_queued(conn: &mut PgConnection, d: &NewDelivery) -> Result<(
     .bind(d.code_event_sequence)
     .bind(d.created_at)
     .bind(&d.request_id)
+    .bind(d.lane)
+    .bind(&d.job_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -225,6 +230,7 @@ pub async fn record_attempt(pool: &sqlx::PgPool, r: &AttemptRecord<'_>) -> Resul
 pub struct Unpublished {
     pub id: i64,
     pub channel: String,
+    pub lane: String,
     pub attempts: i32,
     pub request_id: Option<String>,
 }
@@ -233,7 +239,7 @@ pub struct Unpublished {
 /// lets any number of relays (one per process) share the outbox.
 pub async fn lock_unpublished(conn: &mut PgConnection, limit: i64) -> Result<Vec<Unpublished>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, channel, attempts, request_id FROM deliveries
+        "SELECT id, channel, lane, attempts, request_id FROM deliveries
          WHERE published_at IS NULL AND status = 'queued'
          ORDER BY created_at
          LIMIT $1
@@ -254,4 +260,165 @@ pub async fn outbox_backlog(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE published_at IS NULL AND status = 'queued'")
         .fetch_one(pool)
         .await
+}
+
+/// A delivery as operators see it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub user_id: String,
+    pub org_id: String,
+    pub channel: String,
+    pub recipient: String,
+    pub template: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+const DELIVERY_COLUMNS: &str = "id, user_id, org_id, channel, recipient, template, status, attempts, last_error,
+                                created_at, updated_at, sent_at";
+
+/// Filters of the operators' listing; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub status: Option<String>,
+    pub org_id: Option<String>,
+    pub user_id: Option<String>,
+    pub channel: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub error_contains: Option<String>,
+}
+
+/// Newest first, `limit` rows with an id below `before`.
+pub async fn list(
+    pool: &sqlx::PgPool,
+    f: &DeliveryFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries
+         WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR org_id = $2)
+           AND ($3::text IS NULL OR user_id = $3) AND ($4::text IS NULL OR channel = $4)
+           AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)
+           AND ($7::text IS NULL OR strpos(last_error, $7) > 0)
+           AND ($8::bigint IS NULL OR id < $8)
+         ORDER BY id DESC LIMIT $9"
+    ))
+    .bind(&f.status)
+    .bind(&f.org_id)
+    .bind(&f.user_id)
+    .bind(&f.channel)
+    .bind(f.since)
+    .bind(f.until)
+    .bind(&f.error_contains)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Dead deliveries matching `f`, oldest first, with an id above `after`.
+pub async fn dead_ids(
+    pool: &sqlx::PgPool,
+    f: &DeliveryFilter,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM deliveries
+         WHERE status = 'dead' AND ($1::text IS NULL OR org_id = $1) AND ($2::text IS NULL OR channel = $2)
+           AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)
+           AND ($5::text IS NULL OR strpos(last_error, $5) > 0) AND ($6::text IS NULL OR user_id = $6)
+           AND id > $7
+         ORDER BY id LIMIT $8",
+    )
+    .bind(&f.org_id)
+    .bind(&f.channel)
+    .bind(f.since)
+    .bind(f.until)
+    .bind(&f.error_contains)
+    .bind(&f.user_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn get(pool: &sqlx::PgPool, id: i64) -> Result<Option<DeliveryRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub duration_ms: i32,
+}
+
+pub async fn attempts(pool: &sqlx::PgPool, id: i64) -> Result<Vec<AttemptRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT attempt, started_at, outcome, error, duration_ms FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+}
+
+/// A dead delivery, locked, with what decides whether its code can still be sent.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReplayCandidate {
+    pub id: i64,
+    pub user_id: String,
+    pub org_id: String,
+    pub status: String,
+    /// The delivery's code is the user's current one, unexpired and unverified.
+    pub code_current: bool,
+}
+
+pub async fn lock_for_replay(conn: &mut PgConnection, id: i64) -> Result<Option<ReplayCandidate>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT d.id, d.user_id, d.org_id, d.status,
+                (NOT u.initialized AND c.event_sequence = d.code_event_sequence
+                 AND c.code_encrypted IS NOT NULL AND c.expires_at > now()) IS TRUE AS code_current
+         FROM deliveries d JOIN users u ON u.id = d.user_id
+         LEFT JOIN invite_codes c ON c.user_id = d.user_id
+         WHERE d.id = $1
+         FOR UPDATE OF d",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Puts a dead delivery back in the outbox with its attempts reset.
+pub async fn requeue(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE deliveries SET status = 'queued', attempts = 0, published_at = NULL, last_error = NULL,
+                next_attempt_at = NULL, lease_until = NULL, updated_at = now()
+         WHERE id = $1 AND status = 'dead'",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A dead delivery whose code was reissued: a newer code replaced its code.
+pub async fn supersede_dead(pool: &sqlx::PgPool, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE deliveries SET status = 'superseded', updated_at = now() WHERE id = $1 AND status = 'dead'")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }

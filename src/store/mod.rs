@@ -4,6 +4,7 @@
 //! transaction (the invite service composes several into one), or the pool when they
 //! stand alone. Nothing above `store` writes SQL.
 
+pub mod bulk;
 pub mod deliveries;
 pub mod events;
 pub mod invites;

@@ -416,7 +416,14 @@ async fn delete_queues(t: &herald::queue::Topology) {
         return;
     };
     let Ok(ch) = conn.create_channel().await else { return };
-    let mut queues = vec![t.email_queue(), t.sms_queue(), t.resend_queue(), t.dead_queue()];
+    let mut queues = vec![
+        t.email_queue(),
+        t.sms_queue(),
+        t.bulk_email_queue(),
+        t.bulk_sms_queue(),
+        t.resend_queue(),
+        t.dead_queue(),
+    ];
     queues.extend(t.retry_delays.iter().map(|d| t.retry_queue(*d)));
     for q in queues {
         let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;

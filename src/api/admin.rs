@@ -1,0 +1,301 @@
+//! The operators' endpoints: bulk re-invites (API.md §4) and deliveries (§5).
+
+use std::collections::{BTreeMap, HashMap};
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::dto::timestamp;
+use super::error::RestError;
+use super::{body, AppState};
+use crate::auth::Principal;
+use crate::domain::contact::{mask_email, mask_phone};
+use crate::domain::{ids, Error};
+use crate::ops::{ReplayOutcome, Selection};
+use crate::store::deliveries::{AttemptRow, DeliveryFilter, DeliveryRow};
+
+type Reply = Result<HttpResponse, RestError>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/v1/bulk/resend", web::post().to(bulk_resend))
+        .route("/admin/v1/bulk/{jobId}", web::get().to(bulk_status))
+        .route("/admin/v1/deliveries", web::get().to(list_deliveries))
+        .route("/admin/v1/deliveries/replay", web::post().to(replay_matching))
+        .route("/admin/v1/deliveries/{id}", web::get().to(get_delivery))
+        .route("/admin/v1/deliveries/{id}/replay", web::post().to(replay_one));
+}
+
+async fn caller(state: &AppState, req: &HttpRequest) -> Result<Principal, Error> {
+    let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    state.auth.authenticate(auth).await
+}
+
+// ---- bulk ------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BulkResendBody {
+    #[serde(alias = "org_id")]
+    org_id: Option<String>,
+    #[serde(alias = "user_ids")]
+    user_ids: Option<Vec<String>>,
+    #[serde(alias = "all_pending")]
+    all_pending: Option<bool>,
+}
+
+async fn bulk_resend(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Reply {
+    let bytes = body::read(payload).await?;
+    let caller = caller(&state, &req).await?;
+    let b: BulkResendBody = body::json(&bytes)?;
+    let org = b.org_id.filter(|o| !o.is_empty()).ok_or_else(|| Error::invalid(ids::VALIDATION, "orgId is required"))?;
+    let selection = match (b.user_ids, b.all_pending.unwrap_or(false)) {
+        (Some(list), false) => Selection::Ids(list),
+        (None, true) => Selection::AllPending,
+        _ => return Err(Error::invalid(ids::VALIDATION, "give either userIds or allPending: true").into()),
+    };
+    let (job_id, total) = state.bulk.create_job(&caller, &org, selection).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"jobId": job_id, "total": total})))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JobDto {
+    job_id: String,
+    org_id: String,
+    total: i64,
+    done: i64,
+    succeeded: i64,
+    failed: BTreeMap<String, i64>,
+    /// herald's addition: the job's deliveries by status.
+    deliveries: BTreeMap<String, i64>,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at: Option<String>,
+}
+
+async fn bulk_status(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Reply {
+    let caller = caller(&state, &req).await?;
+    let s = state.bulk.status(&caller, &path).await?;
+    Ok(HttpResponse::Ok().json(JobDto {
+        job_id: s.job_id,
+        org_id: s.org_id,
+        total: s.total,
+        done: s.done,
+        succeeded: s.succeeded,
+        failed: s.failed,
+        deliveries: s.deliveries,
+        created_at: timestamp(s.created_at),
+        finished_at: s.finished_at.map(timestamp),
+    }))
+}
+
+// ---- deliveries ------------------------------------------------------------------
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryDto {
+    id: String,
+    user_id: String,
+    org_id: String,
+    channel: String,
+    recipient: String,
+    template: String,
+    status: String,
+    attempts: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+    created_at: String,
+    updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_at: Option<String>,
+}
+
+impl From<DeliveryRow> for DeliveryDto {
+    fn from(d: DeliveryRow) -> Self {
+        let recipient = if d.channel == "sms" { mask_phone(&d.recipient) } else { mask_email(&d.recipient) };
+        DeliveryDto {
+            id: d.id.to_string(),
+            user_id: d.user_id,
+            org_id: d.org_id,
+            channel: d.channel,
+            recipient,
+            template: d.template,
+            status: d.status,
+            attempts: d.attempts,
+            last_error: d.last_error,
+            created_at: timestamp(d.created_at),
+            updated_at: timestamp(d.updated_at),
+            sent_at: d.sent_at.map(timestamp),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AttemptDto {
+    attempt: i32,
+    at: String,
+    outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    duration_ms: i32,
+}
+
+impl From<AttemptRow> for AttemptDto {
+    fn from(a: AttemptRow) -> Self {
+        AttemptDto {
+            attempt: a.attempt,
+            at: timestamp(a.started_at),
+            outcome: a.outcome,
+            error: a.error,
+            duration_ms: a.duration_ms,
+        }
+    }
+}
+
+const STATUSES: [&str; 8] = ["queued", "sending", "sent", "retrying", "dead", "superseded", "expired", "cancelled"];
+
+fn time(name: &str, v: Option<&String>) -> Result<Option<DateTime<Utc>>, Error> {
+    v.map(|s| {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| Error::invalid(ids::VALIDATION, format!("{name} is not an RFC 3339 time: {e}")))
+    })
+    .transpose()
+}
+
+fn channel(v: Option<String>) -> Result<Option<String>, Error> {
+    match v.as_deref() {
+        None | Some("email") | Some("sms") => Ok(v),
+        Some(other) => Err(Error::invalid(ids::VALIDATION, format!("channel {other:?} is not email or sms"))),
+    }
+}
+
+async fn list_deliveries(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+) -> Reply {
+    let caller = caller(&state, &req).await?;
+    let q = query.into_inner();
+    let status = q.get("status").cloned();
+    if let Some(s) = &status {
+        if !STATUSES.contains(&s.as_str()) {
+            return Err(
+                Error::invalid(ids::VALIDATION, format!("status {s:?} is not one of {}", STATUSES.join(", "))).into()
+            );
+        }
+    }
+    let filter = DeliveryFilter {
+        status,
+        org_id: q.get("orgId").cloned(),
+        user_id: q.get("userId").cloned(),
+        channel: channel(q.get("channel").cloned())?,
+        since: time("since", q.get("since"))?,
+        until: time("until", q.get("until"))?,
+        error_contains: None,
+    };
+    let limit = match q.get("limit") {
+        None => 50,
+        Some(l) => l.parse::<i64>().map_err(|_| Error::invalid(ids::VALIDATION, "limit is not a number"))?,
+    };
+    let cursor = match q.get("cursor").filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => {
+            Some(c.parse::<i64>().map_err(|_| Error::invalid(ids::VALIDATION, "cursor is not one herald gave"))?)
+        }
+    };
+    let (rows, next) = state.replay.list(&caller, filter, limit, cursor).await?;
+    let mut body = serde_json::json!({"deliveries": rows.into_iter().map(DeliveryDto::from).collect::<Vec<_>>()});
+    if let Some(n) = next {
+        body["nextCursor"] = serde_json::json!(n.to_string());
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+fn delivery_id(raw: &str) -> Result<i64, Error> {
+    raw.parse().map_err(|_| Error::not_found(ids::DELIVERY_NOT_FOUND, "Delivery not found"))
+}
+
+async fn get_delivery(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Reply {
+    let caller = caller(&state, &req).await?;
+    let (row, attempts) = state.replay.get(&caller, delivery_id(&path)?).await?;
+    let mut body = serde_json::to_value(DeliveryDto::from(row)).map_err(Error::internal)?;
+    body["attempts"] = serde_json::json!(attempts.into_iter().map(AttemptDto::from).collect::<Vec<_>>());
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReplayOneBody {
+    reissue: Option<bool>,
+}
+
+async fn replay_one(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Reply {
+    let bytes = body::read(payload).await?;
+    let caller = caller(&state, &req).await?;
+    let b: ReplayOneBody = body::json(&bytes)?;
+    let id = delivery_id(&path)?;
+    let outcome = state.replay.replay_one(&caller, id, b.reissue.unwrap_or(false)).await?;
+    let body = match outcome {
+        ReplayOutcome::Requeued => serde_json::json!({"outcome": "requeued", "deliveryId": id.to_string()}),
+        ReplayOutcome::Reissued { delivery_id } => serde_json::json!({
+            "outcome": "reissued",
+            "deliveryId": delivery_id.map(|d| d.to_string()),
+            "replacedDeliveryId": id.to_string(),
+        }),
+    };
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReplayFilterDto {
+    #[serde(alias = "org_id")]
+    org_id: Option<String>,
+    channel: Option<String>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    #[serde(alias = "error_contains")]
+    error_contains: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReplayManyBody {
+    filter: Option<ReplayFilterDto>,
+    #[serde(alias = "dry_run")]
+    dry_run: Option<bool>,
+    reissue: Option<bool>,
+}
+
+async fn replay_matching(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Reply {
+    let bytes = body::read(payload).await?;
+    let caller = caller(&state, &req).await?;
+    let b: ReplayManyBody = body::json(&bytes)?;
+    let f = b.filter.unwrap_or_default();
+    let filter = DeliveryFilter {
+        status: Some("dead".into()),
+        org_id: f.org_id,
+        user_id: None,
+        channel: channel(f.channel)?,
+        since: f.since,
+        until: f.until,
+        error_contains: f.error_contains.filter(|e| !e.is_empty()),
+    };
+    let report =
+        state.replay.replay_matching(&caller, filter, b.dry_run.unwrap_or(false), b.reissue.unwrap_or(false)).await?;
+    let mut skipped = report.skipped;
+    skipped.entry("stale".into()).or_insert(0);
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "matched": report.matched,
+        "replayed": report.replayed,
+        "skipped": skipped,
+    })))
+}

@@ -1,0 +1,9 @@
+//! Operators' tools: bulk re-invites (the resend-request queue and its jobs) and
+//! the recovery of dead deliveries. Above `invite` and `delivery`: a bulk request
+//! is exactly one invite-service resend, a replay puts a delivery back in the outbox.
+
+pub mod bulk;
+pub mod replay;
+
+pub use bulk::{BulkService, BulkWorker, JobStatus, ResendRequest, Selection};
+pub use replay::{ReplayFilter, ReplayOutcome, ReplayReport, ReplayService};
