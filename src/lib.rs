@@ -6,6 +6,7 @@
 //!   build the same thing on port 0.
 //! - [`api`]: actix-web routes in two framings (REST and Connect), the error
 //!   mapping, request ids. Thin: parse, call, serialise.
+//! - [`ops`]: operators' tools (bulk user import), driven by the command line.
 //! - [`invite`]: create, resend and verify invite codes: one transaction each, the
 //!   checks in API.md's order. [`directory`]: organizations and users.
 //!   [`auth`]: tokens and permissions.
@@ -23,6 +24,7 @@ pub mod directory;
 pub mod domain;
 pub mod invite;
 pub mod metrics;
+pub mod ops;
 pub mod queue;
 pub mod render;
 pub mod startup;
