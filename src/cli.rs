@@ -256,3 +256,38 @@ pub async fn replay(settings: &Settings, target: ReplayTarget, dry_run: bool, re
     }
     Ok(())
 }
+
+/// `herald users import FILE --org ID`.
+pub async fn import_users(settings: &Settings, file: &Path, org: &str) -> anyhow::Result<()> {
+    let pool = open_database(settings).await?;
+    let s = services(settings, pool.clone()).await?;
+    // The number of lines, for the bar: a cheap streaming pass over the file.
+    let lines = {
+        use std::io::Read;
+        let mut f = std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
+        let (mut buf, mut n) = (vec![0u8; 1 << 16], 0usize);
+        loop {
+            let read = f.read(&mut buf)?;
+            if read == 0 {
+                break n;
+            }
+            n += buf[..read].iter().filter(|b| **b == b'\n').count();
+        }
+    };
+    let mut progress = Progress::new(lines as u64, "import");
+    let started = Instant::now();
+    let report = crate::ops::import::import_users(&pool, &s.ids, org, file, |p| {
+        progress.update(
+            p.lines_read as u64,
+            lines as u64,
+            &format!("imported {} · rejected {}", p.imported, p.rejected),
+        );
+    })
+    .await?;
+    progress.finish(&format!("imported {} users in {:.1}s", report.imported, started.elapsed().as_secs_f64()));
+    for r in &report.rejected {
+        println!("line {}: {}", r.line, r.reason);
+    }
+    println!("imported {}, rejected {}", report.imported, report.rejected.len());
+    Ok(())
+}

@@ -6,6 +6,8 @@
 //!   build the same thing on port 0.
 //! - [`api`]: actix-web routes in two framings (REST and Connect), the error
 //!   mapping, request ids. Thin: parse, call, serialise.
+//! - [`ops`]: operators' tools: user import, bulk re-invites (the resend-request
+//!   queue), replay of dead deliveries. [`cli`]: their subcommands.
 //! - [`invite`]: create, resend and verify invite codes: one transaction each, the
 //!   checks in API.md's order. [`directory`]: organizations and users.
 //!   [`auth`]: tokens and permissions.

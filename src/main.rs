@@ -28,11 +28,26 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Re-invite many users of an organization: publishes a bulk job and follows it.
     BulkResend(BulkResendArgs),
     /// Inspect and replay deliveries.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Import users from a CSV file (with a header row) or JSON lines: username,
+    /// email, phone, given_name, family_name, display_name, language. Bad rows are
+    /// reported by line number and skipped.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        org: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +177,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Command::Users(UsersCommand::Import { file, org }) => herald::cli::import_users(&settings, &file, &org).await,
         Command::BulkResend(a) => herald::cli::bulk_resend(&settings, &a.org, a.file.as_deref(), !a.no_follow).await,
         Command::Deliveries(DeliveriesCommand::List { status, org, user, limit }) => {
             let filter =

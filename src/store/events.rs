@@ -75,3 +75,37 @@ pub async fn count_since(
     .fetch_one(conn)
     .await
 }
+
+/// Records the first event (sequence 1) of many new aggregates in one statement, all
+/// of one type, owner, author and time; `events` pairs each aggregate id with its
+/// payload. The aggregates' rows are inserted by the caller in the same transaction.
+pub async fn insert_first_many(
+    conn: &mut PgConnection,
+    aggregate_type: &str,
+    events: &[(String, Value)],
+    event_type: &str,
+    resource_owner: &str,
+    created_by: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = events.iter().map(|(id, _)| id.as_str()).collect();
+    let payloads: Vec<&Value> = events.iter().map(|(_, payload)| payload).collect();
+    sqlx::query(
+        "INSERT INTO events (aggregate_id, aggregate_type, sequence, type, payload, resource_owner, created_at, created_by)
+         SELECT e.aggregate_id, $3, 1, $4, e.payload, $5, $6, $7
+         FROM UNNEST($1::text[], $2::jsonb[]) AS e (aggregate_id, payload)",
+    )
+    .bind(ids)
+    .bind(payloads)
+    .bind(aggregate_type)
+    .bind(event_type)
+    .bind(resource_owner)
+    .bind(at)
+    .bind(created_by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

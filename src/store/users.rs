@@ -113,3 +113,50 @@ pub async fn mark_initialized(
     .await?;
     Ok(())
 }
+
+/// Inserts many users in one statement (one array per column, unnested) and returns
+/// the ids of the rows it inserted, in no particular order. A row whose id exists, or
+/// whose username is taken in its organization (also by an earlier row of the same
+/// slice), is skipped and missing from the result.
+pub async fn insert_many(conn: &mut PgConnection, users: &[UserRow]) -> Result<Vec<String>, sqlx::Error> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let column = |f: fn(&UserRow) -> &str| users.iter().map(f).collect::<Vec<_>>();
+    let optional = |f: fn(&UserRow) -> Option<&str>| users.iter().map(f).collect::<Vec<_>>();
+    let flag = |f: fn(&UserRow) -> bool| users.iter().map(f).collect::<Vec<_>>();
+    let time = |f: fn(&UserRow) -> DateTime<Utc>| users.iter().map(f).collect::<Vec<_>>();
+    sqlx::query_scalar(
+        "INSERT INTO users (id, org_id, username, given_name, family_name, display_name,
+                            preferred_language, email, email_verified, phone, phone_verified,
+                            initialized, state, sequence, created_at, changed_at)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                              $7::text[], $8::text[], $9::bool[], $10::text[], $11::bool[],
+                              $12::bool[], $13::text[], $14::int8[], $15::timestamptz[], $16::timestamptz[])
+         ON CONFLICT DO NOTHING
+         RETURNING id",
+    )
+    .bind(column(|u| &u.id))
+    .bind(column(|u| &u.org_id))
+    .bind(column(|u| &u.username))
+    .bind(column(|u| &u.given_name))
+    .bind(column(|u| &u.family_name))
+    .bind(column(|u| &u.display_name))
+    .bind(optional(|u| u.preferred_language.as_deref()))
+    .bind(optional(|u| u.email.as_deref()))
+    .bind(flag(|u| u.email_verified))
+    .bind(optional(|u| u.phone.as_deref()))
+    .bind(flag(|u| u.phone_verified))
+    .bind(flag(|u| u.initialized))
+    .bind(column(|u| &u.state))
+    .bind(users.iter().map(|u| u.sequence).collect::<Vec<_>>())
+    .bind(time(|u| u.created_at))
+    .bind(time(|u| u.changed_at))
+    .fetch_all(conn)
+    .await
+}
+
+/// Which of `ids` are ids of existing users (of any organization).
+pub async fn existing_ids(conn: &mut PgConnection, ids: &[&str]) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM users WHERE id = ANY($1)").bind(ids).fetch_all(conn).await
+}
