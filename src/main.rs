@@ -51,13 +51,12 @@ enum UsersCommand {
 }
 
 #[derive(Debug, Args)]
-#[group(id = "selection", required = true, multiple = false, args = ["all_pending", "file"])]
 struct BulkResendArgs {
     /// The organization.
     #[arg(long)]
     org: String,
     /// Every user whose invite was sent and not yet verified.
-    #[arg(long)]
+    #[arg(long, required_unless_present = "file", conflicts_with = "file")]
     all_pending: bool,
     /// A file of user ids, one per line.
     #[arg(long)]
@@ -88,12 +87,12 @@ enum DeliveriesCommand {
 }
 
 #[derive(Debug, Args)]
-#[group(id = "target", required = true, multiple = true, args = ["id", "all", "org", "since"])]
 struct ReplayArgs {
+    /// One delivery.
     #[arg(long, conflicts_with_all = ["all", "org", "since"])]
     id: Option<i64>,
     /// Every dead delivery.
-    #[arg(long)]
+    #[arg(long, required_unless_present_any = ["id", "org", "since"])]
     all: bool,
     /// Dead deliveries of one organization.
     #[arg(long)]
@@ -116,10 +115,9 @@ enum TokenCommand {
 }
 
 #[derive(Debug, Args)]
-#[group(id = "scope", required = true, multiple = false, args = ["org", "instance"])]
 struct TokenCreate {
     /// Scope the token to one organization.
-    #[arg(long)]
+    #[arg(long, required_unless_present = "instance", conflicts_with = "instance")]
     org: Option<String>,
     /// Scope the token to every organization.
     #[arg(long)]

@@ -149,11 +149,14 @@ impl Supervised for AmqpLink {
 impl StreamHandler<Event> for AmqpLink {
     fn handle(&mut self, event: Event, ctx: &mut Self::Context) {
         match event {
-            Event::Error(e) if !self.closing => {
+            // A channel's error (a consumer on a missing queue, say) is reported here
+            // too; only a connection that is really gone needs a new one.
+            Event::Error(e) if !self.closing && !self.conn.as_ref().is_some_and(|c| c.status().connected()) => {
                 tracing::warn!(error = %e, "broker connection lost; reconnecting");
                 self.failures = 1;
                 ctx.stop();
             }
+            Event::Error(e) => tracing::warn!(error = %e, "broker reported a channel error"),
             Event::ConnectionBlocked(reason) => tracing::warn!(%reason, "broker blocked the connection"),
             Event::ConnectionUnblocked => tracing::info!("broker unblocked the connection"),
             _ => {}

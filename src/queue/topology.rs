@@ -98,9 +98,14 @@ impl Topology {
 
         // Work queues: quorum (replicated, durable), a delivery limit against poison
         // messages, and the dead queue as where such messages end.
-        for (queue, key) in
-            [(self.email_queue(), KEY_EMAIL), (self.sms_queue(), KEY_SMS), (self.resend_queue(), KEY_RESEND)]
-        {
+        let work = [
+            (self.email_queue(), KEY_EMAIL),
+            (self.sms_queue(), KEY_SMS),
+            (self.bulk_email_queue(), KEY_BULK_EMAIL),
+            (self.bulk_sms_queue(), KEY_BULK_SMS),
+            (self.resend_queue(), KEY_RESEND),
+        ];
+        for (queue, key) in work {
             let mut args = quorum();
             args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
             args.insert("x-dead-letter-exchange".into(), string(&self.exchange()));
