@@ -111,7 +111,9 @@ async fn main() -> anyhow::Result<()> {
         Command::ResendLoad { url, token, db, org, concurrency, seconds, label, rate } => {
             resend_load(&url, &token, &db, &org, concurrency, seconds, &label, rate).await
         }
-        Command::IdleLatency { url, token, db, org, control, n } => idle_latency(&url, &token, &db, &org, &control, n).await,
+        Command::IdleLatency { url, token, db, org, control, n } => {
+            idle_latency(&url, &token, &db, &org, &control, n).await
+        }
         Command::Bulk { control, expect, herald_pid, timeout, command } => {
             bulk(&control, expect, herald_pid, timeout, &command).await
         }
@@ -215,10 +217,7 @@ async fn sink_alone(addr: &str, n: usize, connections: usize) -> anyhow::Result<
         "From: herald <no-reply@localhost>\r\nTo: <a@example.com>\r\nSubject: Invitation\r\nMessage-ID: <{{ID}}@bench>\r\n\r\n{}\r\n",
         "x".repeat(76).repeat(100).as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\r\n")
     );
-    let envelope = lettre::address::Envelope::new(
-        Some("no-reply@localhost".parse()?),
-        vec!["a@example.com".parse()?],
-    )?;
+    let envelope = lettre::address::Envelope::new(Some("no-reply@localhost".parse()?), vec!["a@example.com".parse()?])?;
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -280,8 +279,9 @@ async fn broker(url: &str, n: usize, size: usize) -> anyhow::Result<()> {
     let publish_secs = started.elapsed().as_secs_f64();
     let cch = conn.create_channel().await?;
     cch.basic_qos(1_000, BasicQosOptions::default()).await?;
-    let mut consumer =
-        cch.basic_consume(queue.as_str().into(), "bench".into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
+    let mut consumer = cch
+        .basic_consume(queue.as_str().into(), "bench".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await?;
     let started = Instant::now();
     let mut got = 0;
     use futures_util::StreamExt;
@@ -304,10 +304,11 @@ async fn broker(url: &str, n: usize, size: usize) -> anyhow::Result<()> {
 
 async fn pending_users(db: &str, org: &str) -> anyhow::Result<Vec<String>> {
     let pool = sqlx::PgPool::connect(db).await?;
-    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM users WHERE org_id = $1 AND NOT initialized ORDER BY random()")
-        .bind(org)
-        .fetch_all(&pool)
-        .await?;
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM users WHERE org_id = $1 AND NOT initialized ORDER BY random()")
+            .bind(org)
+            .fetch_all(&pool)
+            .await?;
     anyhow::ensure!(!ids.is_empty(), "no users in organization {org}");
     Ok(ids)
 }

@@ -18,7 +18,7 @@ use crate::domain::{
     ids, now_ms, parse_display_text, parse_user_id, Channel, CodeCipher, Details, Error, IdGenerator, InviteCode, Kind,
     Permission, UrlTemplate,
 };
-use crate::store::{self, deliveries::NewDelivery, invites::InviteCodeRow, users::UserWithOrg, Tx};
+use crate::store::{self, users::UserWithOrg, Tx};
 
 /// The template every invite delivery renders.
 pub const INVITE_TEMPLATE: &str = "invite_user";
@@ -137,15 +137,16 @@ impl InviteService {
         ctx: &IssueContext,
     ) -> Result<Issued, Error> {
         let user_id = parse_user_id(user_id)?;
+        let window = chrono::Duration::hours(1);
         let mut tx = self.pool.begin().await?;
         let UserWithOrg { user, org_default_language } = lock_visible_user(&mut tx, caller, user_id).await?;
-        if let Some(job) = &ctx.job_id {
+        let state = store::invites::issue_state(&mut tx, user_id, Utc::now() - window, ctx.job_id.as_deref()).await?;
+        if state.job_done {
             // Under the user's lock: a redelivered request of the job is a no-op.
-            if store::bulk::result_exists(&mut tx, job, user_id).await? {
-                return Err(Error::new(Kind::AlreadyExists, ids::BULK_DONE, "Request already processed"));
-            }
+            return Err(Error::new(Kind::AlreadyExists, ids::BULK_DONE, "Request already processed"));
         }
         caller.require(Permission::UserWrite)?;
+        let previous = state.invite();
 
         // Body checks (create only; resend ignores any body).
         if req.send_code.is_some() && req.return_code {
@@ -159,7 +160,6 @@ impl InviteService {
         if user.initialized {
             return Err(Error::precondition(ids::ALREADY_INITIALIZED, "User is already initialized"));
         }
-        let previous = store::invites::get(&mut tx, user_id).await?;
         if op == Issue::Resend && previous.as_ref().is_none_or(|p| p.returned) {
             return Err(Error::precondition(ids::CODE_NOT_FOUND, "Code not found"));
         }
@@ -187,15 +187,25 @@ impl InviteService {
             (c, Some(r.to_string()))
         };
 
-        self.check_rate_limit(&mut tx, user_id).await?;
+        if state.recent_codes >= i64::from(self.settings.max_codes_per_user_per_hour) {
+            let now = Utc::now();
+            let retry_at = state.oldest_recent.unwrap_or(now) + window;
+            let secs = (retry_at - now).num_seconds().max(0) as u64 + 1;
+            return Err(Error::new(Kind::ResourceExhausted, ids::RATE_LIMITED, "Too many invite codes for this user")
+                .with_retry_after(Duration::from_secs(secs)));
+        }
 
         let now = now_ms();
         let code = InviteCode::generate(self.settings.code_length);
         let expires_at = now + chrono::Duration::from_std(self.settings.code_ttl).map_err(Error::internal)?;
-        // The event says how the code was issued, never the code itself.
-        let event = store::events::NewEvent {
-            aggregate_id: user_id,
-            event_type: "invite.code.added",
+        let locale = user.preferred_language.clone().unwrap_or(org_default_language);
+        let delivery_id = recipient.as_ref().map(|_| self.ids.next_i64());
+        let write = store::invites::IssueWrite {
+            user_id,
+            org_id: &user.org_id,
+            created_by: &caller.token_id,
+            at: now,
+            // The event says how the code was issued, never the code itself.
             payload: json!({
                 "channel": channel.as_str(),
                 "returned": req.return_code,
@@ -203,50 +213,23 @@ impl InviteService {
                 "urlTemplate": url_template.as_str(),
                 "applicationName": application_name,
             }),
-            resource_owner: &user.org_id,
-            created_by: &caller.token_id,
-            at: now,
-        };
-        let sequence = store::events::append_to_user(&mut tx, &event).await?;
-        let row = InviteCodeRow {
-            user_id: user_id.to_string(),
-            code_encrypted: Some(self.cipher.seal(&code, user_id)),
+            code_encrypted: self.cipher.seal(&code, user_id),
             expires_at,
-            url_template: url_template.as_str().to_string(),
-            application_name,
-            channel: channel.as_str().to_string(),
+            url_template: url_template.as_str(),
+            application_name: &application_name,
+            channel: channel.as_str(),
             returned: req.return_code,
-            failed_checks: 0,
-            event_sequence: sequence,
-            created_at: now,
+            delivery: recipient.as_deref().zip(delivery_id).map(|(recipient, id)| store::invites::IssueDelivery {
+                id,
+                recipient,
+                template: INVITE_TEMPLATE,
+                locale: &locale,
+                request_id: ctx.request_id.as_deref(),
+                lane: if ctx.bulk { "bulk" } else { "transactional" },
+            }),
+            job_id: ctx.job_id.as_deref(),
         };
-        store::invites::replace(&mut tx, &row).await?;
-        // Deliveries still waiting carry the code just replaced: they must never go out.
-        store::deliveries::end_waiting(&mut tx, user_id, "superseded", now).await?;
-        let delivery_id = match recipient {
-            Some(recipient) => {
-                let d = NewDelivery {
-                    id: self.ids.next_i64(),
-                    user_id: user_id.to_string(),
-                    org_id: user.org_id.clone(),
-                    channel: channel.as_str().to_string(),
-                    recipient,
-                    template: INVITE_TEMPLATE.to_string(),
-                    locale: user.preferred_language.clone().unwrap_or(org_default_language),
-                    code_event_sequence: sequence,
-                    created_at: now,
-                    request_id: ctx.request_id.clone(),
-                    lane: if ctx.bulk { "bulk" } else { "transactional" },
-                    job_id: ctx.job_id.clone(),
-                };
-                store::deliveries::insert_queued(&mut tx, &d).await?;
-                Some(d.id)
-            }
-            None => None,
-        };
-        if let Some(job) = &ctx.job_id {
-            store::bulk::record_result(&mut tx, job, user_id, None).await?;
-        }
+        let sequence = store::invites::write_issue(&mut tx, &write).await?;
         tx.commit().await?;
         tracing::info!(
             sequence,
@@ -263,19 +246,6 @@ impl InviteService {
             code: req.return_code.then_some(code),
             delivery_id,
         })
-    }
-
-    async fn check_rate_limit(&self, tx: &mut Tx, user_id: &str) -> Result<(), Error> {
-        let window = chrono::Duration::hours(1);
-        let now = Utc::now();
-        let (count, oldest) = store::events::count_since(tx, user_id, "invite.code.added", now - window).await?;
-        if count >= i64::from(self.settings.max_codes_per_user_per_hour) {
-            let retry_at = oldest.unwrap_or(now) + window;
-            let secs = (retry_at - now).num_seconds().max(0) as u64 + 1;
-            return Err(Error::new(Kind::ResourceExhausted, ids::RATE_LIMITED, "Too many invite codes for this user")
-                .with_retry_after(Duration::from_secs(secs)));
-        }
-        Ok(())
     }
 
     /// `POST /v2/users/{userId}/invite_code/verify` (API.md §2.3).

@@ -46,16 +46,6 @@ pub async fn get_job(pool: &PgPool, id: &str) -> Result<Option<JobRow>, sqlx::Er
     sqlx::query_as("SELECT * FROM bulk_jobs WHERE id = $1").bind(id).fetch_optional(pool).await
 }
 
-/// Whether the job's request for this user was already processed (inside the
-/// resend's transaction, so a redelivered request never resends twice).
-pub async fn result_exists(conn: &mut PgConnection, job_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM bulk_results WHERE job_id = $1 AND user_id = $2)")
-        .bind(job_id)
-        .bind(user_id)
-        .fetch_one(conn)
-        .await
-}
-
 /// Records the outcome of one request; the first record wins.
 pub async fn record_result(
     conn: &mut PgConnection,

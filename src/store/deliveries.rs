@@ -3,47 +3,6 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-/// A delivery to record in the invite's transaction.
-#[derive(Debug, Clone)]
-pub struct NewDelivery {
-    pub id: i64,
-    pub user_id: String,
-    pub org_id: String,
-    pub channel: String,
-    pub recipient: String,
-    pub template: String,
-    pub locale: String,
-    pub code_event_sequence: i64,
-    pub created_at: DateTime<Utc>,
-    pub request_id: Option<String>,
-    /// `transactional` or `bulk`: which queues it travels.
-    pub lane: &'static str,
-    pub job_id: Option<String>,
-}
-
-pub async fn insert_queued(conn: &mut PgConnection, d: &NewDelivery) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO deliveries (id, user_id, org_id, channel, recipient, template, locale, status,
-                                 code_event_sequence, created_at, updated_at, request_id, lane, job_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $9, $10, $11, $12)",
-    )
-    .bind(d.id)
-    .bind(&d.user_id)
-    .bind(&d.org_id)
-    .bind(&d.channel)
-    .bind(&d.recipient)
-    .bind(&d.template)
-    .bind(&d.locale)
-    .bind(d.code_event_sequence)
-    .bind(d.created_at)
-    .bind(&d.request_id)
-    .bind(d.lane)
-    .bind(&d.job_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Ends the user's deliveries that have not gone out yet with `status`
 /// (`superseded` when a new code replaces theirs, `cancelled` when the invite was
 /// verified). Returns how many changed.
@@ -111,68 +70,78 @@ pub enum Claim {
 
 /// Claims a delivery for sending (`queued|retrying → sending`, with a lease), or
 /// says why not. A `sending` row whose lease ran out (its worker died) can be
-/// claimed again. Stale deliveries are ended in the same transaction.
+/// claimed again. Stale deliveries are ended by the same statement.
+///
+/// One statement, one round trip: it locks the row, decides, updates and returns
+/// what the sender needs. (Per delivery this runs on the hot path of a bulk job.)
 pub async fn claim(pool: &sqlx::PgPool, id: i64, lease: chrono::Duration) -> Result<Claim, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let ctx: Option<DeliveryContext> = sqlx::query_as(
-        "SELECT d.id, d.status, d.lease_until, d.attempts, d.channel, d.recipient, d.locale,
-                d.code_event_sequence, d.user_id, d.org_id,
-                u.display_name, u.given_name, u.family_name, u.username, u.initialized,
-                o.name AS org_name, o.login_methods,
-                c.code_encrypted, c.expires_at, c.url_template, c.application_name,
-                c.event_sequence AS current_sequence
-         FROM deliveries d
-         JOIN users u ON u.id = d.user_id
-         JOIN organizations o ON o.id = d.org_id
-         LEFT JOIN invite_codes c ON c.user_id = d.user_id
-         WHERE d.id = $1
-         FOR UPDATE OF d",
-    )
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(mut ctx) = ctx else { return Ok(Claim::Missing) };
-    let now = Utc::now();
-    match ctx.status.as_str() {
-        "queued" | "retrying" => {}
-        "sending" if ctx.lease_until.is_some_and(|l| l > now) => return Ok(Claim::Leased),
-        "sending" => {}
-        other => return Ok(Claim::Finished(other.to_string())),
-    }
-    let stale = if ctx.initialized {
-        Some("cancelled")
-    } else if ctx.current_sequence != Some(ctx.code_event_sequence) {
-        Some("superseded")
-    } else if ctx.code_encrypted.is_none() || ctx.expires_at.is_none_or(|e| e <= now) {
-        Some("expired")
-    } else {
-        None
-    };
-    if let Some(status) = stale {
-        sqlx::query("UPDATE deliveries SET status = $2, lease_until = NULL, updated_at = $3 WHERE id = $1")
-            .bind(id)
-            .bind(status)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        return Ok(Claim::Stale(status));
-    }
-    let lease_until = now + lease;
-    let attempts: i32 = sqlx::query_scalar(
-        "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_until = $2, updated_at = $3
-         WHERE id = $1 RETURNING attempts",
+    let lease_until = Utc::now() + lease;
+    let row: Option<(String, String, DeliveryContext)> = sqlx::query_as::<_, ClaimRow>(
+        "WITH ctx AS (
+             SELECT d.id, d.status, d.lease_until, d.attempts, d.channel, d.recipient, d.locale,
+                    d.code_event_sequence, d.user_id, d.org_id,
+                    u.display_name, u.given_name, u.family_name, u.username, u.initialized,
+                    o.name AS org_name, o.login_methods,
+                    c.code_encrypted, c.expires_at, c.url_template, c.application_name,
+                    c.event_sequence AS current_sequence
+             FROM deliveries d
+             JOIN users u ON u.id = d.user_id
+             JOIN organizations o ON o.id = d.org_id
+             LEFT JOIN invite_codes c ON c.user_id = d.user_id
+             WHERE d.id = $1
+             FOR UPDATE OF d
+         ), decided AS (
+             SELECT id, CASE
+                 WHEN status NOT IN ('queued', 'retrying', 'sending') THEN 'finished'
+                 WHEN status = 'sending' AND lease_until > now() THEN 'leased'
+                 WHEN initialized THEN 'cancelled'
+                 WHEN current_sequence IS DISTINCT FROM code_event_sequence THEN 'superseded'
+                 WHEN code_encrypted IS NULL OR expires_at IS NULL OR expires_at <= now() THEN 'expired'
+                 ELSE 'claimed' END AS verdict
+             FROM ctx
+         ), changed AS (
+             UPDATE deliveries x SET
+                 status = CASE WHEN v.verdict = 'claimed' THEN 'sending' ELSE v.verdict END,
+                 attempts = x.attempts + CASE WHEN v.verdict = 'claimed' THEN 1 ELSE 0 END,
+                 lease_until = CASE WHEN v.verdict = 'claimed' THEN $2 ELSE NULL END,
+                 updated_at = now()
+             FROM decided v
+             WHERE x.id = v.id AND v.verdict IN ('claimed', 'cancelled', 'superseded', 'expired')
+             RETURNING x.id, x.attempts
+         )
+         SELECT v.verdict, ctx.status AS old_status, ctx.id, ctx.status, ctx.lease_until,
+                COALESCE(changed.attempts, ctx.attempts) AS attempts, ctx.channel, ctx.recipient, ctx.locale,
+                ctx.code_event_sequence, ctx.user_id, ctx.org_id, ctx.display_name, ctx.given_name,
+                ctx.family_name, ctx.username, ctx.initialized, ctx.org_name, ctx.login_methods,
+                ctx.code_encrypted, ctx.expires_at, ctx.url_template, ctx.application_name, ctx.current_sequence
+         FROM ctx JOIN decided v ON v.id = ctx.id LEFT JOIN changed ON changed.id = ctx.id",
     )
     .bind(id)
     .bind(lease_until)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    ctx.attempts = attempts;
-    ctx.status = "sending".into();
-    ctx.lease_until = Some(lease_until);
-    Ok(Claim::Claimed(Box::new(ctx)))
+    .fetch_optional(pool)
+    .await?
+    .map(|r| (r.verdict, r.old_status, r.ctx));
+    let Some((verdict, old_status, mut ctx)) = row else { return Ok(Claim::Missing) };
+    Ok(match verdict.as_str() {
+        "finished" => Claim::Finished(old_status),
+        "leased" => Claim::Leased,
+        "cancelled" => Claim::Stale("cancelled"),
+        "superseded" => Claim::Stale("superseded"),
+        "expired" => Claim::Stale("expired"),
+        _ => {
+            ctx.status = "sending".into();
+            ctx.lease_until = Some(lease_until);
+            Claim::Claimed(Box::new(ctx))
+        }
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    verdict: String,
+    old_status: String,
+    #[sqlx(flatten)]
+    ctx: DeliveryContext,
 }
 
 /// How one attempt ended, and the state the delivery moves to.
@@ -191,12 +160,19 @@ pub struct AttemptRecord<'a> {
     pub provider_message_id: Option<&'a str>,
 }
 
-/// Records an attempt and moves the delivery on, in one transaction.
+/// Records an attempt and moves the delivery on: one statement (so one
+/// transaction and one round trip).
 pub async fn record_attempt(pool: &sqlx::PgPool, r: &AttemptRecord<'_>) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
     sqlx::query(
-        "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, outcome, error, duration_ms)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "WITH attempt AS (
+             INSERT INTO delivery_attempts (delivery_id, attempt, started_at, outcome, error, duration_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)
+         )
+         UPDATE deliveries SET status = $7, last_error = COALESCE($5, last_error), next_attempt_at = $8,
+                lease_until = NULL, updated_at = now(),
+                sent_at = CASE WHEN $7 = 'sent' THEN now() ELSE sent_at END,
+                provider_message_id = COALESCE($9, provider_message_id)
+         WHERE id = $1",
     )
     .bind(r.delivery_id)
     .bind(r.attempt)
@@ -204,25 +180,12 @@ pub async fn record_attempt(pool: &sqlx::PgPool, r: &AttemptRecord<'_>) -> Resul
     .bind(r.outcome)
     .bind(r.error)
     .bind(r.duration_ms)
-    .execute(&mut *tx)
-    .await?;
-    let now = Utc::now();
-    sqlx::query(
-        "UPDATE deliveries SET status = $2, last_error = COALESCE($3, last_error), next_attempt_at = $4,
-                lease_until = NULL, updated_at = $5,
-                sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END,
-                provider_message_id = COALESCE($6, provider_message_id)
-         WHERE id = $1",
-    )
-    .bind(r.delivery_id)
     .bind(r.status)
-    .bind(r.error)
     .bind(r.next_attempt_at)
-    .bind(now)
     .bind(r.provider_message_id)
-    .execute(&mut *tx)
+    .execute(pool)
     .await?;
-    tx.commit().await
+    Ok(())
 }
 
 /// A delivery the relay is about to publish.

@@ -57,25 +57,6 @@ pub async fn insert_first(conn: &mut PgConnection, aggregate_type: &str, e: &New
     Ok(())
 }
 
-/// How many events of `event_type` the aggregate got since `since`, and when the
-/// oldest of them was (to tell a rate-limited caller when to come back).
-pub async fn count_since(
-    conn: &mut PgConnection,
-    aggregate_id: &str,
-    event_type: &str,
-    since: DateTime<Utc>,
-) -> Result<(i64, Option<DateTime<Utc>>), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT count(*), min(created_at) FROM events
-         WHERE aggregate_id = $1 AND type = $2 AND created_at > $3",
-    )
-    .bind(aggregate_id)
-    .bind(event_type)
-    .bind(since)
-    .fetch_one(conn)
-    .await
-}
-
 /// Records the first event (sequence 1) of many new aggregates in one statement, all
 /// of one type, owner, author and time; `events` pairs each aggregate id with its
 /// payload. The aggregates' rows are inserted by the caller in the same transaction.
