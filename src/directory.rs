@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -56,6 +57,73 @@ fn org_not_found() -> Error {
 
 pub fn user_not_found() -> Error {
     Error::not_found(ids::USER_NOT_FOUND, "User could not be found")
+}
+
+/// Checks a new user as API.md §3 asks and builds its row (the first event has
+/// sequence 1). Shared by `POST /v2/users/human` and `herald users import`.
+///
+/// # Errors
+/// 400 for an invalid contact, name, language, username or user id, or no contact.
+pub fn build_human(req: &NewHuman, org_id: &str, ids: &IdGenerator, at: DateTime<Utc>) -> Result<UserRow, Error> {
+    let present = |v: &Option<String>| v.as_deref().filter(|v| !v.is_empty()).map(str::to_string);
+    let email = present(&req.email).map(|e| Email::parse(&e)).transpose()?;
+    let phone = present(&req.phone).map(|p| Phone::parse(&p)).transpose()?;
+    if email.is_none() && phone.is_none() {
+        return Err(Error::invalid(ids::VALIDATION, "a user needs an email or a phone"));
+    }
+    let required = |field: &'static str, value: &str| {
+        if value.is_empty() {
+            Err(Error::invalid(ids::VALIDATION, format!("{field} is required")))
+        } else {
+            parse_display_text(field, value)
+        }
+    };
+    let given_name = required("profile.givenName", &req.given_name)?;
+    let family_name = required("profile.familyName", &req.family_name)?;
+    let display_name = match present(&req.display_name) {
+        Some(d) => parse_display_text("profile.displayName", &d)?,
+        None => format!("{given_name} {family_name}"),
+    };
+    let preferred_language =
+        present(&req.preferred_language).map(|l| parse_language("profile.preferredLanguage", &l)).transpose()?;
+    let username = match present(&req.username) {
+        Some(u) => parse_display_text("username", &u)?,
+        None => {
+            email.as_ref().map(|e| e.as_str()).or(phone.as_ref().map(|p| p.as_str())).unwrap_or_default().to_string()
+        }
+    };
+    let id = match present(&req.user_id) {
+        Some(u) => {
+            let u =
+                parse_user_id(&u).map_err(|_| Error::invalid(ids::VALIDATION, "userId must be 1 to 200 characters"))?;
+            if u.chars().any(|c| c.is_control() || c == '/' || c.is_whitespace()) {
+                return Err(Error::invalid(
+                    ids::VALIDATION,
+                    "userId must not contain spaces, '/' or control characters",
+                ));
+            }
+            u.to_string()
+        }
+        None => ids.next_string(),
+    };
+    Ok(UserRow {
+        id,
+        org_id: org_id.to_string(),
+        username,
+        given_name,
+        family_name,
+        display_name,
+        preferred_language,
+        email: email.map(|e| e.as_str().to_string()),
+        email_verified: req.email_verified,
+        phone: phone.map(|p| p.as_str().to_string()),
+        phone_verified: req.phone_verified,
+        initialized: false,
+        state: "active".into(),
+        sequence: 1,
+        created_at: at,
+        changed_at: at,
+    })
 }
 
 impl Directory {
@@ -140,65 +208,8 @@ impl Directory {
             .ok_or_else(org_not_found)?;
         caller.require(Permission::UserWrite)?;
 
-        let email = req.email.as_deref().filter(|e| !e.is_empty()).map(Email::parse).transpose()?;
-        let phone = req.phone.as_deref().filter(|p| !p.is_empty()).map(Phone::parse).transpose()?;
-        if email.is_none() && phone.is_none() {
-            return Err(Error::invalid(ids::VALIDATION, "a user needs an email or a phone"));
-        }
-        let given_name = parse_display_text("profile.givenName", &req.given_name)?;
-        let family_name = parse_display_text("profile.familyName", &req.family_name)?;
-        let display_name = match req.display_name.as_deref().filter(|d| !d.is_empty()) {
-            Some(d) => parse_display_text("profile.displayName", d)?,
-            None => format!("{given_name} {family_name}"),
-        };
-        let preferred_language = req
-            .preferred_language
-            .as_deref()
-            .filter(|l| !l.is_empty())
-            .map(|l| parse_language("profile.preferredLanguage", l))
-            .transpose()?;
-        let username = match req.username.as_deref().filter(|u| !u.is_empty()) {
-            Some(u) => parse_display_text("username", u)?,
-            None => email
-                .as_ref()
-                .map(|e| e.as_str())
-                .or(phone.as_ref().map(|p| p.as_str()))
-                .unwrap_or_default()
-                .to_string(),
-        };
-        let id = match req.user_id.as_deref().filter(|u| !u.is_empty()) {
-            Some(u) => {
-                let u = parse_user_id(u)
-                    .map_err(|_| Error::invalid(ids::VALIDATION, "userId must be 1 to 200 characters"))?;
-                if u.chars().any(|c| c.is_control() || c == '/' || c.is_whitespace()) {
-                    return Err(Error::invalid(
-                        ids::VALIDATION,
-                        "userId must not contain spaces, '/' or control characters",
-                    ));
-                }
-                u.to_string()
-            }
-            None => self.ids.next_string(),
-        };
-        let now = now_ms();
-        let user = UserRow {
-            id,
-            org_id: org.id.clone(),
-            username,
-            given_name,
-            family_name,
-            display_name,
-            preferred_language,
-            email: email.map(|e| e.as_str().to_string()),
-            email_verified: req.email_verified,
-            phone: phone.map(|p| p.as_str().to_string()),
-            phone_verified: req.phone_verified,
-            initialized: false,
-            state: "active".into(),
-            sequence: 1,
-            created_at: now,
-            changed_at: now,
-        };
+        let user = build_human(&req, &org.id, &self.ids, now_ms())?;
+        let now = user.created_at;
         match store::users::insert(&mut tx, &user).await {
             Ok(()) => {}
             Err(store::users::InsertError::UsernameTaken) => {

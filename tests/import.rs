@@ -125,7 +125,7 @@ async fn csv_rows_are_imported_and_bad_ones_reported_by_line() {
     let rejected = lines_and_reasons(&report);
     assert_eq!(rejected.iter().map(|r| r.0).collect::<Vec<_>>(), [10, 25, 40], "{rejected:?}");
     assert!(rejected[0].1.contains("e-mail"), "{rejected:?}");
-    assert_eq!(rejected[1].1, "familyName is required");
+    assert_eq!(rejected[1].1, "profile.familyName is required");
     assert_eq!(rejected[2].1, "username is also on line 3");
     assert_eq!(progress, [ImportProgress { lines_read: 54, imported: 50, rejected: 3 }]);
 

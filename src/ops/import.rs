@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-use crate::domain::{now_ms, parse_display_text, parse_language, parse_user_id, Email, Error, IdGenerator, Phone};
+use crate::domain::{now_ms, Error, IdGenerator};
 use crate::store::{self, users::UserRow};
 
 /// Users per transaction: large enough that a statement's round trip is amortised
@@ -248,58 +248,23 @@ fn reason(e: Error) -> String {
     e.text.into_owned()
 }
 
-/// Checks one row as `Directory::create_human` checks one user, in the same order,
-/// and builds the user (a new id from `ids` unless the row gives one).
+/// Checks one row exactly as `POST /v2/users/human` checks one user, and builds it
+/// (a new id from `ids` unless the row gives one).
 fn validate(f: Fields, org_id: &str, ids: &IdGenerator, at: DateTime<Utc>) -> Result<UserRow, String> {
-    let email = present(&f.email).map(Email::parse).transpose().map_err(reason)?;
-    let phone = present(&f.phone).map(Phone::parse).transpose().map_err(reason)?;
-    if email.is_none() && phone.is_none() {
-        return Err("a user needs an email or a phone".into());
-    }
-    let required = |field: &'static str, value: &Option<String>| match present(value) {
-        Some(v) => parse_display_text(field, v).map_err(reason),
-        None => Err(format!("{field} is required")),
-    };
-    let given_name = required("givenName", &f.given_name)?;
-    let family_name = required("familyName", &f.family_name)?;
-    let display_name = match present(&f.display_name) {
-        Some(d) => parse_display_text("displayName", d).map_err(reason)?,
-        None => format!("{given_name} {family_name}"),
-    };
-    let preferred_language =
-        present(&f.preferred_language).map(|l| parse_language("preferredLanguage", l)).transpose().map_err(reason)?;
-    let username = match present(&f.username) {
-        Some(u) => parse_display_text("username", u).map_err(reason)?,
-        None => email.as_ref().map(Email::as_str).or(phone.as_ref().map(Phone::as_str)).unwrap_or_default().to_string(),
-    };
-    let id = match present(&f.user_id) {
-        Some(u) => {
-            let u = parse_user_id(u).map_err(|_| "userId must be 1 to 200 characters".to_string())?;
-            if u.chars().any(|c| c.is_control() || c == '/' || c.is_whitespace()) {
-                return Err("userId must not contain spaces, '/' or control characters".into());
-            }
-            u.to_string()
-        }
-        None => ids.next_string(),
-    };
-    Ok(UserRow {
-        id,
+    let req = crate::directory::NewHuman {
+        user_id: f.user_id,
         org_id: org_id.to_string(),
-        username,
-        given_name,
-        family_name,
-        display_name,
-        preferred_language,
-        email: email.map(|e| e.as_str().to_string()),
+        username: f.username,
+        given_name: f.given_name.unwrap_or_default(),
+        family_name: f.family_name.unwrap_or_default(),
+        display_name: f.display_name,
+        preferred_language: f.preferred_language,
+        email: f.email,
         email_verified: false,
-        phone: phone.map(|p| p.as_str().to_string()),
+        phone: f.phone,
         phone_verified: false,
-        initialized: false,
-        state: "active".into(),
-        sequence: 1,
-        created_at: at,
-        changed_at: at,
-    })
+    };
+    crate::directory::build_human(&req, org_id, ids, at).map_err(reason)
 }
 
 /// A column a CSV header may name (snake_case or lowerCamelCase).
