@@ -83,6 +83,7 @@ pub struct Amqp {
     pub url: String,
     pub prefix: String,
     pub prefetch: u16,
+    pub resend_prefetch: u16,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -257,6 +258,9 @@ impl Settings {
         }
         if self.amqp.prefetch == 0 {
             return Err(invalid("amqp.prefetch", "must be at least 1"));
+        }
+        if self.amqp.resend_prefetch == 0 {
+            return Err(invalid("amqp.resend_prefetch", "must be at least 1"));
         }
         if self.delivery.retry_delays.is_empty() || self.delivery.retry_delays.iter().any(|d| d.is_zero()) {
             return Err(invalid("delivery.retry_delays", "must list at least one delay, none of them zero"));

@@ -7,9 +7,9 @@
 //! ```text
 //! AmqpLink ──LinkStatus──▶ Publisher ◀── OutboxRelay ◀── Kick (after each commit, and every second)
 //!    │                         ▲
-//!    └──LinkStatus──▶ QueueConsumer(email) ─┐      (each consumer on its own Arbiter)
-//!                     QueueConsumer(sms)  ──┴─▶ DeliveryWorker ─▶ Renderer (SyncArbiter)
-//!                                                              ─▶ EmailSender / SmsSender
+//!    └──LinkStatus──▶ QueueConsumer(email | sms | bulk.email | bulk.sms) ─▶ DeliveryWorker
+//!                     QueueConsumer(resend-requests) ─▶ BulkWorker         ─▶ Renderer (SyncArbiter)
+//!                     (each consumer and its worker on an Arbiter of their own) ─▶ EmailSender / SmsSender
 //! ```
 
 use std::net::TcpListener;
@@ -148,21 +148,19 @@ impl Application {
                 }),
                 metrics: metrics.clone(),
             };
-            let worker = DeliveryWorker::start(pipeline);
             let requests =
                 RequestHandler::new(pool.clone(), invites.clone(), metrics.clone(), topology.retry_delays.clone());
             let options = ConsumerOptions {
                 queue: topology.resend_queue(),
                 routing_key: KEY_RESEND.to_string(),
-                prefetch: settings.amqp.prefetch,
+                prefetch: settings.amqp.resend_prefetch,
                 grace: settings.shutdown.grace,
             };
-            let bulk_worker = BulkWorker::start(requests).recipient();
             consumers.push(QueueConsumer::start(
                 link.clone(),
                 topology.clone(),
                 options,
-                bulk_worker,
+                |arbiter| BulkWorker::start_in(arbiter, requests).recipient(),
                 publisher.clone(),
             ));
             let lanes = [
@@ -178,11 +176,12 @@ impl Application {
                     prefetch: settings.amqp.prefetch,
                     grace: settings.shutdown.grace,
                 };
+                let pipeline = pipeline.clone();
                 consumers.push(QueueConsumer::start(
                     link.clone(),
                     topology.clone(),
                     options,
-                    worker.clone().recipient(),
+                    |arbiter| DeliveryWorker::start_in(arbiter, pipeline).recipient(),
                     publisher.clone(),
                 ));
             }

@@ -122,7 +122,9 @@ impl EmailSender {
     /// `email.from` or `email.smtp_url` do not parse.
     pub fn start(settings: EmailSettings) -> Result<Addr<EmailSender>, String> {
         let inner = Arc::new(build(&settings)?);
-        Ok(Supervisor::start(move |_| EmailSender { settings, inner }))
+        // Its own thread: SMTP conversations of every queue go through here.
+        let arbiter = Arbiter::new();
+        Ok(Supervisor::start_in_arbiter(&arbiter.handle(), move |_| EmailSender { settings, inner }))
     }
 }
 
@@ -208,8 +210,11 @@ impl Inner {
                 Ok(Accepted { provider_message_id: Some(path.display().to_string()) })
             }
             Transport::Smtp { target, slots, next } => {
-                let slot = &slots[next.fetch_add(1, Ordering::Relaxed) % slots.len()];
-                let mut guard = slot.lock().await;
+                // A free connection if there is one; else wait for the next in turn.
+                let mut guard = match slots.iter().find_map(|s| s.try_lock().ok()) {
+                    Some(g) => g,
+                    None => slots[next.fetch_add(1, Ordering::Relaxed) % slots.len()].lock().await,
+                };
                 let envelope = mail.envelope().clone();
                 let bytes = mail.formatted();
                 if guard.as_ref().is_none_or(|c| c.has_broken()) {

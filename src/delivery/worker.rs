@@ -12,8 +12,10 @@ pub struct DeliveryWorker {
 }
 
 impl DeliveryWorker {
-    pub fn start(pipeline: Pipeline) -> Addr<DeliveryWorker> {
-        Supervisor::start(move |_| DeliveryWorker { pipeline })
+    /// Starts the worker on `arbiter` (its consumer's), so deliveries of one queue
+    /// are handled on that queue's thread.
+    pub fn start_in(arbiter: &ArbiterHandle, pipeline: Pipeline) -> Addr<DeliveryWorker> {
+        Supervisor::start_in_arbiter(arbiter, move |_| DeliveryWorker { pipeline })
     }
 }
 

@@ -360,8 +360,9 @@ pub struct BulkWorker {
 }
 
 impl BulkWorker {
-    pub fn start(handler: RequestHandler) -> Addr<BulkWorker> {
-        Supervisor::start(move |_| BulkWorker { handler })
+    /// Starts the worker on `arbiter` (its consumer's thread).
+    pub fn start_in(arbiter: &ArbiterHandle, handler: RequestHandler) -> Addr<BulkWorker> {
+        Supervisor::start_in_arbiter(arbiter, move |_| BulkWorker { handler })
     }
 }
 

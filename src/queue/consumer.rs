@@ -67,16 +67,21 @@ pub struct QueueConsumer {
 }
 
 impl QueueConsumer {
+    /// Starts the consumer on an Arbiter of its own, and its handler with it:
+    /// `handler` is called with that Arbiter and starts the actor that will handle
+    /// the messages there, so every queue's work runs on its own thread.
     pub fn start(
         link: LinkHandle,
         topology: Topology,
         options: ConsumerOptions,
-        handler: Recipient<Incoming>,
+        handler: impl FnOnce(&ArbiterHandle) -> Recipient<Incoming>,
         publisher: Addr<Publisher>,
     ) -> Addr<QueueConsumer> {
-        // Each consumer on its own Arbiter (a current-thread runtime): a consumer
-        // loop there acks faster than on a shared multi-thread runtime (DESIGN §11).
+        // A current-thread runtime per consumer: a consumer loop there acks faster
+        // than on a shared multi-thread runtime (DESIGN §11), and the work of one
+        // queue never queues behind another's on a single thread.
         let arbiter = Arbiter::new();
+        let handler = handler(&arbiter.handle());
         Supervisor::start_in_arbiter(&arbiter.handle(), move |_| QueueConsumer {
             link,
             topology,
