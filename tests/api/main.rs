@@ -3,7 +3,9 @@
 //! by the rows left behind. API.md is the contract; each module names its section.
 
 mod body;
+mod bulk;
 mod checks;
+mod cli;
 mod concurrency;
 mod connect;
 mod create;
@@ -11,7 +13,9 @@ mod delivery;
 mod details;
 mod directory;
 mod helpers;
+mod ops_helpers;
 mod outbox;
+mod replay;
 mod resend;
 mod service;
 mod smtp;

@@ -76,6 +76,18 @@ impl SmtpServer {
         self.mails().into_iter().filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(recipient))).collect()
     }
 
+    /// How many mails arrived, without copying them (the server shares the test's
+    /// thread: copying thousands of mails on every poll slows it down).
+    pub fn received(&self) -> usize {
+        self.state.lock().unwrap().mails.len()
+    }
+
+    /// How many mails to `recipient` arrived, without copying them.
+    pub fn received_by(&self, recipient: &str) -> usize {
+        let st = self.state.lock().unwrap();
+        st.mails.iter().filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(recipient))).count()
+    }
+
     pub fn rcpt_attempts(&self, recipient: &str) -> usize {
         *self.state.lock().unwrap().rcpt_attempts.get(&recipient.to_ascii_lowercase()).unwrap_or(&0)
     }
