@@ -10,6 +10,7 @@ use actix::prelude::*;
 use sqlx::PgPool;
 
 use crate::metrics::Metrics;
+use crate::queue::link::LinkHandle;
 use crate::queue::{Publish, Publisher};
 use crate::store;
 
@@ -25,6 +26,9 @@ pub struct Kick;
 
 pub struct OutboxRelay {
     pool: PgPool,
+    /// No sweep while the broker is down: the rows wait, and the link's own log
+    /// says why.
+    link: LinkHandle,
     publisher: Addr<Publisher>,
     exchange: String,
     metrics: Metrics,
@@ -34,11 +38,28 @@ pub struct OutboxRelay {
 }
 
 impl OutboxRelay {
-    pub fn start(pool: PgPool, publisher: Addr<Publisher>, exchange: String, metrics: Metrics) -> Addr<OutboxRelay> {
-        Supervisor::start(move |_| OutboxRelay { pool, publisher, exchange, metrics, running: false, again: false })
+    pub fn start(
+        pool: PgPool,
+        link: LinkHandle,
+        publisher: Addr<Publisher>,
+        exchange: String,
+        metrics: Metrics,
+    ) -> Addr<OutboxRelay> {
+        Supervisor::start(move |_| OutboxRelay {
+            pool,
+            link,
+            publisher,
+            exchange,
+            metrics,
+            running: false,
+            again: false,
+        })
     }
 
     fn sweep(&mut self, ctx: &mut Context<Self>) {
+        if !self.link.is_up() {
+            return;
+        }
         if self.running {
             self.again = true;
             return;

@@ -70,6 +70,9 @@ pub struct IssueContext {
     pub job_id: Option<String>,
     /// Bulk deliveries travel their own queues, so transactional ones never wait.
     pub bulk: bool,
+    /// Only a user of this organization may be re-invited (a bulk job's own
+    /// organization); any other is "not found".
+    pub org_id: Option<String>,
 }
 
 /// Called with a delivery id after the transaction that recorded it committed (the
@@ -140,6 +143,9 @@ impl InviteService {
         let window = chrono::Duration::hours(1);
         let mut tx = self.pool.begin().await?;
         let UserWithOrg { user, org_default_language } = lock_visible_user(&mut tx, caller, user_id).await?;
+        if ctx.org_id.as_ref().is_some_and(|org| *org != user.org_id) {
+            return Err(user_not_found());
+        }
         let state = store::invites::issue_state(&mut tx, user_id, Utc::now() - window, ctx.job_id.as_deref()).await?;
         if state.job_done {
             // Under the user's lock: a redelivered request of the job is a no-op.

@@ -127,33 +127,49 @@ impl BulkService {
             published_at: None,
         };
         store::bulk::insert_job(&self.pool, &job).await?;
-        let published = match selection {
+        let mut published = 0usize;
+        let outcome = self.publish_selection(&job.id, org_id, selection, &mut published).await;
+        // Whatever was published will be processed: the job's total says so, and
+        // the job finishes with it even when publishing stopped half way.
+        store::bulk::mark_published(&self.pool, &job.id, published as i32).await?;
+        if let Err(e) = outcome {
+            tracing::error!(job_id = %job.id, published, "bulk job cut short: the broker did not confirm");
+            return Err(e);
+        }
+        tracing::info!(job_id = %job.id, total = published, "bulk job published");
+        Ok((job.id, published as i64))
+    }
+
+    async fn publish_selection(
+        &self,
+        job_id: &str,
+        org_id: &str,
+        selection: Selection,
+        published: &mut usize,
+    ) -> Result<(), Error> {
+        match selection {
             Selection::Ids(list) => {
                 // The same user twice would be resent twice: once is what was meant.
                 let mut seen = std::collections::HashSet::new();
                 let unique: Vec<String> = list.into_iter().filter(|id| seen.insert(id.clone())).collect();
-                let mut n = 0;
                 for chunk in unique.chunks(PUBLISH_BATCH) {
-                    n += self.publish(&job.id, chunk).await?;
+                    *published += self.publish(job_id, chunk).await?;
                 }
-                n
             }
             Selection::AllPending => {
                 let mut stream = store::bulk::pending_users(&self.pool, org_id);
-                let (mut n, mut chunk) = (0, Vec::with_capacity(PUBLISH_BATCH));
+                let mut chunk = Vec::with_capacity(PUBLISH_BATCH);
                 while let Some(id) = stream.try_next().await? {
                     chunk.push(id);
                     if chunk.len() == PUBLISH_BATCH {
-                        n += self.publish(&job.id, &chunk).await?;
+                        *published += self.publish(job_id, &chunk).await?;
                         chunk.clear();
                     }
                 }
-                n + self.publish(&job.id, &chunk).await?
+                *published += self.publish(job_id, &chunk).await?;
             }
-        };
-        store::bulk::mark_published(&self.pool, &job.id, published as i32).await?;
-        tracing::info!(job_id = %job.id, total = published, "bulk job published");
-        Ok((job.id, published as i64))
+        }
+        Ok(())
     }
 
     async fn publish(&self, job_id: &str, users: &[String]) -> Result<usize, Error> {
@@ -239,8 +255,8 @@ pub struct RequestHandler {
     pool: PgPool,
     invites: InviteService,
     metrics: Metrics,
-    /// Job creators, so each request does not read its job again.
-    principals: Arc<Mutex<HashMap<String, Principal>>>,
+    /// Job creators and organizations, so each request does not read its job again.
+    principals: Arc<Mutex<HashMap<String, (Principal, String)>>>,
     retry_delays: Vec<Duration>,
 }
 
@@ -249,10 +265,11 @@ impl RequestHandler {
         RequestHandler { pool, invites, metrics, principals: Arc::default(), retry_delays }
     }
 
-    async fn principal_for(&self, req: &ResendRequest) -> Result<Option<Principal>, Error> {
+    /// Who a request acts for, and (for a job) the organization it is limited to.
+    async fn principal_for(&self, req: &ResendRequest) -> Result<Option<(Principal, Option<String>)>, Error> {
         if let Some(job) = &req.job_id {
-            if let Some(p) = self.principals.lock().unwrap_or_else(|p| p.into_inner()).get(job) {
-                return Ok(Some(p.clone()));
+            if let Some((p, org)) = self.principals.lock().unwrap_or_else(|p| p.into_inner()).get(job) {
+                return Ok(Some((p.clone(), Some(org.clone()))));
             }
             let Some(row) = store::bulk::get_job(&self.pool, job).await? else { return Ok(None) };
             let p = Principal {
@@ -264,24 +281,27 @@ impl RequestHandler {
             if cache.len() > 1_000 {
                 cache.clear();
             }
-            cache.insert(job.clone(), p.clone());
-            return Ok(Some(p));
+            cache.insert(job.clone(), (p.clone(), row.org_id.clone()));
+            return Ok(Some((p, Some(row.org_id))));
         }
         // Outside producers: the queue is only reachable with broker credentials,
         // so a request without a job acts for the token it names, or for herald.
         match &req.requested_by {
-            None => {
-                Ok(Some(Principal { token_id: "queue".into(), org_id: None, permissions: vec![Permission::UserWrite] }))
-            }
+            None => Ok(Some((
+                Principal { token_id: "queue".into(), org_id: None, permissions: vec![Permission::UserWrite] },
+                None,
+            ))),
             Some(token_id) => {
                 let mut conn = self.pool.acquire().await?;
                 let token = store::tokens::get(&mut conn, token_id).await?;
-                Ok(token.filter(|t| t.revoked_at.is_none() && t.expires_at.is_none_or(|e| e > Utc::now())).map(|t| {
-                    Principal {
+                let valid = token.filter(|t| t.revoked_at.is_none() && t.expires_at.is_none_or(|e| e > Utc::now()));
+                Ok(valid.map(|t| {
+                    let p = Principal {
                         token_id: t.id,
                         org_id: t.org_id,
                         permissions: t.permissions.iter().filter_map(|p| Permission::parse(p)).collect(),
-                    }
+                    };
+                    (p, None)
                 }))
             }
         }
@@ -305,7 +325,7 @@ impl RequestHandler {
     }
 
     async fn run(&self, req: ResendRequest, request_id: Option<String>) -> Disposition {
-        let principal = match self.principal_for(&req).await {
+        let (principal, org_id) = match self.principal_for(&req).await {
             Ok(Some(p)) => p,
             Ok(None) => {
                 tracing::warn!("resend request for an unknown job or token; dropped");
@@ -314,7 +334,7 @@ impl RequestHandler {
             }
             Err(e) => return self.retry(req, &e),
         };
-        let ctx = IssueContext { request_id, job_id: req.job_id.clone(), bulk: true };
+        let ctx = IssueContext { request_id, job_id: req.job_id.clone(), bulk: true, org_id };
         match self.invites.resend(&principal, &req.user_id, &ctx).await {
             Ok(_) => {
                 self.metrics.bulk_request("succeeded");
