@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use tracing::Instrument;
@@ -157,16 +156,17 @@ impl BulkService {
                 }
             }
             Selection::AllPending => {
-                let mut stream = store::bulk::pending_users(&self.pool, org_id);
-                let mut chunk = Vec::with_capacity(PUBLISH_BATCH);
-                while let Some(id) = stream.try_next().await? {
-                    chunk.push(id);
-                    if chunk.len() == PUBLISH_BATCH {
-                        *published += self.publish(job_id, &chunk).await?;
-                        chunk.clear();
+                let mut after: Option<String> = None;
+                loop {
+                    let page =
+                        store::bulk::pending_users_page(&self.pool, org_id, after.as_deref(), PUBLISH_BATCH as i64)
+                            .await?;
+                    *published += self.publish(job_id, &page).await?;
+                    if page.len() < PUBLISH_BATCH {
+                        break;
                     }
+                    after = page.last().cloned();
                 }
-                *published += self.publish(job_id, &chunk).await?;
             }
         }
         Ok(())

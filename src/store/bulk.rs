@@ -1,7 +1,6 @@
 //! `bulk_jobs` and `bulk_results`.
 
 use chrono::{DateTime, Utc};
-use futures_util::stream::BoxStream;
 use sqlx::{PgConnection, PgPool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -84,14 +83,26 @@ pub async fn delivery_counts(pool: &PgPool, job_id: &str) -> Result<Vec<(String,
         .await
 }
 
-/// Streams the users of an organization whose invite was sent and not yet
-/// verified, without loading them all.
-pub fn pending_users<'a>(pool: &'a PgPool, org_id: &'a str) -> BoxStream<'a, Result<String, sqlx::Error>> {
+/// One page of the users of an organization whose invite was sent and not yet
+/// verified, after `after` in id order. Pages (keyset, not OFFSET) rather than one
+/// long query: no statement stays open while a 100,000-user job is published, and
+/// memory holds one page.
+pub async fn pending_users_page(
+    pool: &PgPool,
+    org_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT u.id FROM users u JOIN invite_codes c ON c.user_id = u.id
          WHERE u.org_id = $1 AND u.state = 'active' AND NOT u.initialized AND NOT c.returned
-         ORDER BY u.id",
+           AND ($2::text IS NULL OR u.id > $2)
+         ORDER BY u.id
+         LIMIT $3",
     )
     .bind(org_id)
-    .fetch(pool)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }
