@@ -67,4 +67,7 @@ w(f"| RabbitMQ alone: consume and ack | {r.get('consume_per_second','?')} | hera
 i = find("idle_latency")
 w(f"\n## 3. Latency when idle: resend → SMTP accepted, {i.get('n','?')} sequential resends\n")
 w(f"p50 {i.get('p50_ms','?')} ms, p95 {i.get('p95_ms','?')} ms, max {i.get('max_ms','?')} ms, errors {i.get('errors','?')}.\n")
+notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "CHANGES.md")
+if os.path.exists(notes):
+    w(open(notes).read())
 print("\n".join(out))
