@@ -118,6 +118,9 @@ impl Application {
         // A broken template stops the process here, never a mail later.
         let templates = Arc::new(Templates::load().context("templates")?);
         let pool = open_database(&settings).await?;
+        if let Ok(false) = store::autovacuum_on(&pool).await {
+            tracing::warn!("PostgreSQL runs without autovacuum: deliveries slow down unless the tables are vacuumed");
+        }
         let services = services(&settings, pool.clone()).await?;
         let metrics = Metrics::new();
 

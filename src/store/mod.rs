@@ -63,6 +63,14 @@ pub async fn allocate_node_id(pool: &PgPool) -> Result<u16, sqlx::Error> {
     Ok((n % 1024) as u16)
 }
 
+/// Whether the server runs autovacuum. herald updates each delivery row several
+/// times; without vacuuming, its outbox index fills with dead entries and every
+/// sweep slows down.
+pub async fn autovacuum_on(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let v: String = sqlx::query_scalar("SHOW autovacuum").fetch_one(pool).await?;
+    Ok(v == "on")
+}
+
 /// True when the database answers a trivial query.
 pub async fn ping(pool: &PgPool) -> bool {
     sqlx::query("SELECT 1").execute(pool).await.is_ok()

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use herald::config::{EmailTransport, Role, Settings, SmsProvider};
+use herald::config::{Role, SmsProvider};
 use lapin::options::{BasicGetOptions, BasicPublishOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::{json, Value};
@@ -11,20 +11,10 @@ use wiremock::matchers::{header_exists, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{ok_json, spawn_app_from, spawn_app_with, TestApp};
+use crate::ops_helpers::with_mail;
 use crate::smtp::SmtpServer;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Mail through `smtp`, retries after one second, three attempts at most.
-fn mail_settings(smtp: &SmtpServer) -> impl FnOnce(&mut Settings) + '_ {
-    move |s: &mut Settings| {
-        s.roles = vec![Role::Api, Role::Worker];
-        s.email.transport = EmailTransport::Smtp;
-        s.email.smtp_url = smtp.url();
-        s.delivery.retry_delays = vec![Duration::from_secs(1)];
-        s.delivery.max_attempts = 3;
-    }
-}
 
 async fn user_with(app: &TestApp, org: &str, body: Value) -> String {
     let mut body = body;
@@ -91,7 +81,7 @@ async fn drain_queue(queue: &str) -> Vec<(Vec<u8>, String)> {
 #[actix_web::test]
 async fn a_created_code_arrives_as_multipart_mail_whose_link_verifies() {
     let smtp = SmtpServer::start().await;
-    let app = spawn_app_with(mail_settings(&smtp)).await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
     let (_org, user) = app.org_and_user().await;
     send_code(&app, &user).await;
 
@@ -112,7 +102,7 @@ async fn a_created_code_arrives_as_multipart_mail_whose_link_verifies() {
 #[actix_web::test]
 async fn a_german_user_gets_a_german_mail() {
     let smtp = SmtpServer::start().await;
-    let app = spawn_app_with(mail_settings(&smtp)).await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
     let org = app.create_org().await;
     let user = user_with(
         &app,
@@ -132,7 +122,7 @@ async fn a_german_user_gets_a_german_mail() {
 #[actix_web::test]
 async fn the_organizations_language_applies_when_the_user_has_none() {
     let smtp = SmtpServer::start().await;
-    let app = spawn_app_with(mail_settings(&smtp)).await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
     let org = ok_json(
         app.post("/v2/organizations", &app.bootstrap, &json!({"name": "Dupont", "defaultLanguage": "fr"})).await,
     )
@@ -147,7 +137,7 @@ async fn the_organizations_language_applies_when_the_user_has_none() {
 #[actix_web::test]
 async fn html_escapes_the_display_name_and_text_keeps_it() {
     let smtp = SmtpServer::start().await;
-    let app = spawn_app_with(mail_settings(&smtp)).await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
     let org = app.create_org().await;
     let user = user_with(
         &app,
@@ -169,7 +159,7 @@ async fn html_escapes_the_display_name_and_text_keeps_it() {
 #[actix_web::test]
 async fn the_mail_names_the_organizations_login_methods() {
     let smtp = SmtpServer::start().await;
-    let app = spawn_app_with(mail_settings(&smtp)).await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
     let body = json!({"name": "Keys only", "loginMethods": ["passkey", "idp"]});
     let org = ok_json(app.post("/v2/organizations", &app.bootstrap, &body).await).await;
     let org = org["organizationId"].as_str().unwrap();
@@ -265,7 +255,7 @@ async fn the_twilio_provider_posts_a_form_with_basic_auth() {
 async fn a_4xx_then_accept_is_sent_on_a_later_attempt() {
     let smtp = SmtpServer::start().await;
     smtp.refuse("ada@example.com", "451 4.7.1 Try again later", Some(1));
-    let app = spawn_app_with(mail_settings(&smtp)).await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
     let (_org, user) = app.org_and_user().await;
     send_code(&app, &user).await;
 
@@ -285,7 +275,7 @@ async fn a_4xx_then_accept_is_sent_on_a_later_attempt() {
 async fn a_5xx_is_dead_after_one_attempt() {
     let smtp = SmtpServer::start().await;
     smtp.refuse("ada@example.com", "550 5.1.1 No such user", None);
-    let app = spawn_app_with(mail_settings(&smtp)).await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
     let (_org, user) = app.org_and_user().await;
     send_code(&app, &user).await;
 
@@ -303,7 +293,7 @@ async fn a_5xx_is_dead_after_one_attempt() {
 async fn always_4xx_is_dead_after_max_attempts_and_parked_in_the_dead_queue() {
     let smtp = SmtpServer::start().await;
     smtp.refuse("ada@example.com", "421 4.3.2 Service not available", None);
-    let app = spawn_app_with(mail_settings(&smtp)).await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
     let (_org, user) = app.org_and_user().await;
     send_code(&app, &user).await;
 
@@ -319,7 +309,7 @@ async fn a_resend_while_the_first_delivery_waits_supersedes_it() {
     let smtp = SmtpServer::start().await;
     // An API-only herald: deliveries wait in the queue until a worker starts.
     let api = spawn_app_with(|s| {
-        mail_settings(&smtp)(s);
+        with_mail(&smtp)(s);
         s.roles = vec![Role::Api];
     })
     .await;
@@ -344,7 +334,7 @@ async fn a_resend_while_the_first_delivery_waits_supersedes_it() {
 async fn a_resend_accepted_while_the_broker_is_unreachable_is_mailed_when_a_worker_can_reach_it() {
     let smtp = SmtpServer::start().await;
     let api = spawn_app_with(|s| {
-        mail_settings(&smtp)(s);
+        with_mail(&smtp)(s);
         s.roles = vec![Role::Api];
         // Nothing listens there: the broker is "down" for this process.
         s.amqp.url = "amqp://guest:guest@127.0.0.1:1/%2f".into();
@@ -397,7 +387,7 @@ fn close_connections_named(name: &str) -> usize {
 #[actix_web::test]
 async fn herald_reconnects_and_delivers_everything_after_the_broker_drops_it() {
     let smtp = SmtpServer::start().await;
-    let app = spawn_app_with(mail_settings(&smtp)).await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
     let org = app.create_org().await;
     let mut users = Vec::new();
     for i in 0..5 {
@@ -475,7 +465,7 @@ async fn broker_messages_carry_ids_and_no_code_address_or_name() {
 #[actix_web::test]
 async fn a_malformed_message_is_parked_and_the_consumer_keeps_going() {
     let smtp = SmtpServer::start().await;
-    let app = spawn_app_with(mail_settings(&smtp)).await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
     // Publish as an outside producer would, with confirms and `mandatory`, until the
     // broker routed it (herald declares its topology in the background).
     let conn = amqp().await;
@@ -530,7 +520,7 @@ async fn a_malformed_message_is_parked_and_the_consumer_keeps_going() {
 #[actix_web::test]
 async fn metrics_count_deliveries_by_channel_and_status() {
     let smtp = SmtpServer::start().await;
-    let app = spawn_app_with(mail_settings(&smtp)).await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
     let (_org, user) = app.org_and_user().await;
     send_code(&app, &user).await;
     wait_status(&app, &user, "sent").await;
@@ -546,7 +536,7 @@ async fn sigterm_finishes_in_flight_work_exits_0_and_a_restart_sends_the_rest() 
     smtp.set_delay(Duration::from_millis(150));
     // The API in this process, without workers; the worker is the real binary.
     let api = spawn_app_with(|s| {
-        mail_settings(&smtp)(s);
+        with_mail(&smtp)(s);
         s.roles = vec![Role::Api];
     })
     .await;
