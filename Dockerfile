@@ -10,18 +10,20 @@ ENV CARGO_TERM_COLOR=never
 # Dependencies first, with placeholder sources: this layer is rebuilt only when
 # Cargo.toml or Cargo.lock change, not on every source edit.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+COPY bench/Cargo.toml bench/Cargo.toml
+RUN mkdir -p src bench/src \
  && echo 'fn main() {}' > src/main.rs \
+ && echo 'fn main() {}' > bench/src/main.rs \
  && touch src/lib.rs \
- && cargo build --release --locked \
- && rm -rf src
+ && cargo build --release --locked -p herald \
+ && rm -rf src bench/src
 
 # The real sources (see .dockerignore). Migrations, templates and config are part
 # of the context too, for anything the crate embeds at compile time. The touch makes
 # sure cargo rebuilds the crate itself rather than trusting the placeholder build.
 COPY . .
 RUN touch src/main.rs src/lib.rs \
- && cargo build --release --locked \
+ && cargo build --release --locked -p herald \
  && install -m 0755 target/release/herald /usr/local/bin/herald
 
 # ---- runtime ----------------------------------------------------------------
