@@ -16,7 +16,7 @@ use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, B
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection};
 
-use super::link::{LinkHandle, LinkStatus, Subscribe};
+use super::link::{Ask, LinkHandle, LinkStatus, Subscribe};
 use super::publisher::{Publish, Publisher};
 use super::topology::KEY_DEAD;
 use super::{ConsumerOptions, Outgoing, Topology};
@@ -131,7 +131,13 @@ impl QueueConsumer {
         if let Some(h) = self.stream.take() {
             ctx.cancel_future(h);
         }
-        self.consuming = None;
+        // Close the old channel: messages it holds unacked go back to the queue
+        // at once instead of waiting for the connection to end.
+        if let Some((ch, _)) = self.consuming.take() {
+            actix::spawn(async move {
+                let _ = ch.close(200, "consumer re-armed".into()).await;
+            });
+        }
     }
 }
 
@@ -255,7 +261,7 @@ impl StreamHandler<Result<Delivery, lapin::Error>> for QueueConsumer {
             tracing::warn!(queue = %self.options.queue, "consumer stream ended");
             ctx.run_later(Duration::from_secs(1), |act, ctx| {
                 if act.consuming.is_none() && act.link.is_up() {
-                    act.link.addr.do_send(Subscribe(ctx.address().recipient()));
+                    act.link.addr.do_send(Ask(ctx.address().recipient()));
                 }
             });
         }

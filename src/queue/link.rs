@@ -28,6 +28,11 @@ pub enum LinkStatus {
 #[rtype(result = "()")]
 pub struct Subscribe(pub Recipient<LinkStatus>);
 
+/// Request: tell this recipient the link's status now, once (no subscription).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Ask(pub Recipient<LinkStatus>);
+
 /// Request: close the connection and stop reconnecting (shutdown).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -176,6 +181,16 @@ impl Handler<Subscribe> for AmqpLink {
             msg.0.do_send(LinkStatus::Up(conn.clone()));
         }
         self.subscribers.push(msg.0);
+    }
+}
+
+impl Handler<Ask> for AmqpLink {
+    type Result = ();
+
+    fn handle(&mut self, msg: Ask, _ctx: &mut Self::Context) {
+        if let Some(conn) = &self.conn {
+            msg.0.do_send(LinkStatus::Up(conn.clone()));
+        }
     }
 }
 
