@@ -127,8 +127,7 @@ impl Application {
         let topology = Topology::new(&settings.amqp.prefix, &settings.delivery.retry_delays);
         let link = AmqpLink::start(settings.amqp.url.clone(), topology.clone());
         let publisher = Publisher::start(link.clone());
-        let relay =
-            OutboxRelay::start(pool.clone(), link.clone(), publisher.clone(), topology.exchange(), metrics.clone());
+        let relay = OutboxRelay::start(pool.clone(), link.clone(), publisher.clone(), topology.exchange());
         // A kick is a tiny, idempotent notification: do_send (no mailbox bound) is
         // fine, and the relay coalesces kicks that arrive during a sweep.
         let kick: crate::invite::DeliveryHook = Arc::new(move |_id| relay.do_send(Kick));

@@ -9,7 +9,6 @@ use std::time::Duration;
 use actix::prelude::*;
 use sqlx::PgPool;
 
-use crate::metrics::Metrics;
 use crate::queue::link::LinkHandle;
 use crate::queue::{Publish, Publisher};
 use crate::store;
@@ -31,29 +30,14 @@ pub struct OutboxRelay {
     link: LinkHandle,
     publisher: Addr<Publisher>,
     exchange: String,
-    metrics: Metrics,
     running: bool,
     /// A kick arrived while a sweep ran: sweep again when it ends.
     again: bool,
 }
 
 impl OutboxRelay {
-    pub fn start(
-        pool: PgPool,
-        link: LinkHandle,
-        publisher: Addr<Publisher>,
-        exchange: String,
-        metrics: Metrics,
-    ) -> Addr<OutboxRelay> {
-        Supervisor::start(move |_| OutboxRelay {
-            pool,
-            link,
-            publisher,
-            exchange,
-            metrics,
-            running: false,
-            again: false,
-        })
+    pub fn start(pool: PgPool, link: LinkHandle, publisher: Addr<Publisher>, exchange: String) -> Addr<OutboxRelay> {
+        Supervisor::start(move |_| OutboxRelay { pool, link, publisher, exchange, running: false, again: false })
     }
 
     fn sweep(&mut self, ctx: &mut Context<Self>) {
@@ -65,8 +49,7 @@ impl OutboxRelay {
             return;
         }
         self.running = true;
-        let (pool, publisher, exchange, metrics) =
-            (self.pool.clone(), self.publisher.clone(), self.exchange.clone(), self.metrics.clone());
+        let (pool, publisher, exchange) = (self.pool.clone(), self.publisher.clone(), self.exchange.clone());
         let work = async move {
             loop {
                 match sweep_once(&pool, &publisher, &exchange).await {
@@ -77,9 +60,6 @@ impl OutboxRelay {
                         break;
                     }
                 }
-            }
-            if let Ok(n) = store::deliveries::outbox_backlog(&pool).await {
-                metrics.set_outbox_backlog(n);
             }
         };
         ctx.spawn(work.into_actor(self).map(|_, act, ctx| {
