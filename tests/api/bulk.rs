@@ -395,3 +395,31 @@ fn base36(mut n: u32) -> String {
     out.reverse();
     String::from_utf8(out).unwrap()
 }
+
+#[actix_web::test]
+async fn a_producer_request_naming_a_token_acts_with_that_tokens_scope() {
+    // Arrange: a user with a mailed code in one organization, and a token with
+    // user.write in each of two organizations.
+    let smtp = SmtpServer::start().await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
+    let (a, b) = (app.create_org().await, app.create_org().await);
+    let carl = app.create_user(&a, Some("carl@example.com"), None).await;
+    send_codes(&app, std::slice::from_ref(&carl)).await;
+    smtp.wait_for("carl@example.com", 1, WAIT).await;
+    let (own_token, _) = app.token_with_id(Some(&a), &["user.write"]).await;
+    let (other_token, _) = app.token_with_id(Some(&b), &["user.write"]).await;
+    let conn = amqp().await;
+    let exchange = app.settings.amqp.prefix.clone();
+    let request = |by: &str| json!({"v": 1, "userId": carl, "requestedBy": by}).to_string().into_bytes();
+
+    // Act: first on behalf of the other organization's token, then of its own.
+    publish(&conn, &exchange, "resend.request", "resend-request.v1", &request(&other_token)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    publish(&conn, &exchange, "resend.request", "resend-request.v1", &request(&own_token)).await;
+
+    // Assert: only the request of a token that sees Carl re-invited him.
+    let mails = smtp.wait_for("carl@example.com", 2, WAIT).await;
+    ok_json(app.verify(&carl, &mails[1].code_from_link()).await).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.mails_to("carl@example.com").len(), 2, "the other tenant's token re-invited nobody");
+}

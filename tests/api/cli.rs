@@ -114,6 +114,33 @@ async fn bulk_resend_follows_the_job_and_prints_its_totals() {
 }
 
 #[actix_web::test]
+async fn bulk_resend_from_a_file_of_ids_counts_the_unknown_ones() {
+    let smtp = SmtpServer::start().await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
+    let org = app.create_org().await;
+    let (kim, lee) = (
+        app.create_user(&org, Some("kim@example.com"), None).await,
+        app.create_user(&org, Some("lee@example.com"), None).await,
+    );
+    send_codes(&app, &[kim.clone(), lee.clone()]).await;
+    smtp.wait_for("kim@example.com", 1, WAIT).await;
+    smtp.wait_for("lee@example.com", 1, WAIT).await;
+    let file = std::env::temp_dir().join(format!("herald-ids-{:016x}.txt", rand::random::<u64>()));
+    // Kim only (Lee is not in the file), one unknown id, a comment and a blank line.
+    std::fs::write(&file, format!("# re-invite\n{kim}\n\nno-such-user\n")).unwrap();
+
+    let out = herald(&app, &["bulk-resend", "--org", &org, "--file", file.to_str().unwrap()]).await;
+    let _ = std::fs::remove_file(&file);
+
+    let stdout = success(&out);
+    assert!(stdout.contains("2 resend requests published"), "{stdout}");
+    assert!(stdout.contains("1 resent, 1 failed, 1 delivered"), "{stdout}");
+    assert!(stdout.contains("failed COMMAND-Wgvn4: 1"), "{stdout}");
+    assert_eq!(smtp.mails_to("kim@example.com").len(), 2);
+    assert_eq!(smtp.mails_to("lee@example.com").len(), 1, "not in the file");
+}
+
+#[actix_web::test]
 async fn deliveries_list_show_and_replay_a_dead_delivery() {
     // Arrange: one delivery sent, one refused for good.
     let smtp = SmtpServer::start().await;

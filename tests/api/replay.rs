@@ -263,6 +263,13 @@ async fn the_listing_filters_masks_recipients_and_pages_with_a_cursor() {
     assert_eq!(other.len(), 1);
     assert_eq!(other[0]["userId"], json!(eve));
     assert_eq!(only(&format!("orgId={a}&status=sent")).await.len(), 4);
+    // Dave's delivery was made last: `since` its time holds it alone, `until` it
+    // holds every other.
+    let at = dead[0]["createdAt"].as_str().unwrap();
+    let since = only(&format!("since={at}")).await;
+    assert_eq!(since.iter().map(|d| d["id"].clone()).collect::<Vec<_>>(), [json!(dave_delivery)]);
+    assert_eq!(only(&format!("until={at}")).await.len(), 5);
+    assert_error_code(app.get("/admin/v1/deliveries?since=yesterday", &app.bootstrap).await, 400, 3).await;
 
     assert_error_code(app.get("/admin/v1/deliveries?status=lost", &app.bootstrap).await, 400, 3).await;
     assert_error_code(app.get("/admin/v1/deliveries?channel=fax", &app.bootstrap).await, 400, 3).await;
