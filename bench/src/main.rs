@@ -28,6 +28,20 @@ struct Cli {
     command: Command,
 }
 
+// The herald and the users a load runs against (a plain comment: a doc comment
+// would become every subcommand's description).
+#[derive(clap::Args)]
+struct Target {
+    #[arg(long)]
+    url: String,
+    #[arg(long)]
+    token: String,
+    #[arg(long)]
+    db: String,
+    #[arg(long)]
+    org: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     Sink {
@@ -53,14 +67,8 @@ enum Command {
         size: usize,
     },
     ResendLoad {
-        #[arg(long)]
-        url: String,
-        #[arg(long)]
-        token: String,
-        #[arg(long)]
-        db: String,
-        #[arg(long)]
-        org: String,
+        #[command(flatten)]
+        target: Target,
         #[arg(long)]
         concurrency: usize,
         #[arg(long, default_value_t = 10)]
@@ -73,14 +81,8 @@ enum Command {
         rate: f64,
     },
     IdleLatency {
-        #[arg(long)]
-        url: String,
-        #[arg(long)]
-        token: String,
-        #[arg(long)]
-        db: String,
-        #[arg(long)]
-        org: String,
+        #[command(flatten)]
+        target: Target,
         #[arg(long, default_value = "127.0.0.1:2526")]
         control: String,
         #[arg(long, default_value_t = 200)]
@@ -108,12 +110,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Sink { port, control } => sink(port, control).await,
         Command::SinkAlone { addr, n, connections } => sink_alone(&addr, n, connections).await,
         Command::Broker { url, n, size } => broker(&url, n, size).await,
-        Command::ResendLoad { url, token, db, org, concurrency, seconds, label, rate } => {
-            resend_load(&url, &token, &db, &org, concurrency, seconds, &label, rate).await
+        Command::ResendLoad { target, concurrency, seconds, label, rate } => {
+            resend_load(&target, concurrency, seconds, &label, rate).await
         }
-        Command::IdleLatency { url, token, db, org, control, n } => {
-            idle_latency(&url, &token, &db, &org, &control, n).await
-        }
+        Command::IdleLatency { target, control, n } => idle_latency(&target, &control, n).await,
         Command::Bulk { control, expect, herald_pid, timeout, command } => {
             bulk(&control, expect, herald_pid, timeout, &command).await
         }
@@ -322,10 +322,7 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 async fn resend_load(
-    url: &str,
-    token: &str,
-    db: &str,
-    org: &str,
+    Target { url, token, db, org }: &Target,
     concurrency: usize,
     seconds: u64,
     label: &str,
@@ -389,7 +386,7 @@ async fn resend_load(
 
 // ---- idle latency ---------------------------------------------------------------------------
 
-async fn idle_latency(url: &str, token: &str, db: &str, org: &str, control: &str, n: usize) -> anyhow::Result<()> {
+async fn idle_latency(Target { url, token, db, org }: &Target, control: &str, n: usize) -> anyhow::Result<()> {
     let users = pending_users(db, org).await?;
     let client = reqwest::Client::new();
     let mut lat = Vec::with_capacity(n);

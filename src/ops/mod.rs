@@ -8,4 +8,4 @@ pub mod import;
 pub mod replay;
 
 pub use bulk::{BulkService, BulkWorker, JobStatus, ResendRequest, Selection};
-pub use replay::{ReplayFilter, ReplayOutcome, ReplayReport, ReplayService};
+pub use replay::{ReplayOutcome, ReplayReport, ReplayService};

@@ -19,9 +19,6 @@ use crate::store::{self, deliveries::AttemptRow, deliveries::DeliveryFilter, del
 /// Dead deliveries looked at per batch of a filtered replay.
 const BATCH: i64 = 500;
 
-/// Which dead deliveries a filtered replay takes.
-pub type ReplayFilter = DeliveryFilter;
-
 /// What happened to one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplayOutcome {

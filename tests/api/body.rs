@@ -110,17 +110,11 @@ async fn proto_field_names_are_accepted_as_aliases() {
     let org = app.create_org().await;
 
     // AddHumanUser with proto names.
-    let added = ok_json(
-        app.post(
-            "/v2/users/human",
-            &app.bootstrap,
-            &json!({"organization": {"org_id": org}, "username": "ada",
+    let added = app
+        .add_human(&json!({"organization": {"org_id": org}, "username": "ada",
                     "profile": {"given_name": "Ada", "family_name": "Lovelace", "preferred_language": "de"},
-                    "email": {"email": "ada@example.com", "is_verified": false}}),
-        )
-        .await,
-    )
-    .await;
+                    "email": {"email": "ada@example.com", "is_verified": false}}))
+        .await;
     let user = added["userId"].as_str().unwrap().to_string();
     let read = ok_json(app.get(&format!("/v2/users/{user}"), &app.bootstrap).await).await;
     assert_eq!(read["user"]["human"]["profile"]["givenName"], "Ada");

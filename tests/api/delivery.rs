@@ -22,7 +22,7 @@ async fn user_with(app: &TestApp, org: &str, body: Value) -> String {
     if body.get("profile").is_none() {
         body["profile"] = json!({"givenName": "Ada", "familyName": "Lovelace"});
     }
-    let resp = ok_json(app.post("/v2/users/human", &app.bootstrap, &body).await).await;
+    let resp = app.add_human(&body).await;
     resp["userId"].as_str().unwrap().to_string()
 }
 

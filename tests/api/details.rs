@@ -9,16 +9,10 @@ async fn every_write_counts_the_users_events_one_by_one() {
     // Arrange
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let created = ok_json(
-        app.post(
-            "/v2/users/human",
-            &app.bootstrap,
-            &json!({"organization": {"orgId": org}, "profile": {"givenName": "Ada", "familyName": "Lovelace"},
-                    "email": {"email": "ada@example.com"}}),
-        )
-        .await,
-    )
-    .await;
+    let created = app
+        .add_human(&json!({"organization": {"orgId": org}, "profile": {"givenName": "Ada", "familyName": "Lovelace"},
+                    "email": {"email": "ada@example.com"}}))
+        .await;
     let user = created["userId"].as_str().unwrap().to_string();
     let mut seqs = vec![assert_write_details(&created, &org)];
 
@@ -78,16 +72,10 @@ async fn organizations_start_at_sequence_1_and_own_themselves() {
 async fn a_read_reports_the_first_and_the_last_event() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let added = ok_json(
-        app.post(
-            "/v2/users/human",
-            &app.bootstrap,
-            &json!({"organization": {"orgId": org}, "profile": {"givenName": "Ada", "familyName": "Lovelace"},
-                    "email": {"email": "ada@example.com"}}),
-        )
-        .await,
-    )
-    .await;
+    let added = app
+        .add_human(&json!({"organization": {"orgId": org}, "profile": {"givenName": "Ada", "familyName": "Lovelace"},
+                    "email": {"email": "ada@example.com"}}))
+        .await;
     let user = added["userId"].as_str().unwrap();
     // Make sure the second event is at a later millisecond.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;

@@ -72,18 +72,18 @@ async fn usernames_are_unique_per_organization() {
     let org = app.create_org().await;
     let other = app.create_org().await;
     let ada = human(&org, json!({"username": "ada", "email": {"email": "ada@example.com"}}));
-    ok_json(app.post("/v2/users/human", &app.bootstrap, &ada).await).await;
+    app.add_human(&ada).await;
 
     let again = human(&org, json!({"username": "ada", "email": {"email": "other@example.com"}}));
     assert_error_code(app.post("/v2/users/human", &app.bootstrap, &again).await, 409, 6).await;
 
     // The same username in another organization is fine.
     let elsewhere = human(&other, json!({"username": "ada", "email": {"email": "ada@example.com"}}));
-    ok_json(app.post("/v2/users/human", &app.bootstrap, &elsewhere).await).await;
+    app.add_human(&elsewhere).await;
 
     // The username defaults to the e-mail address, so the same e-mail twice collides.
     let first = human(&org, json!({"email": {"email": "grace@example.com"}}));
-    let added = ok_json(app.post("/v2/users/human", &app.bootstrap, &first).await).await;
+    let added = app.add_human(&first).await;
     let read =
         ok_json(app.get(&format!("/v2/users/{}", added["userId"].as_str().unwrap()), &app.bootstrap).await).await;
     assert_eq!(read["user"]["username"], "grace@example.com");
@@ -143,17 +143,9 @@ async fn get_user_shows_the_invite_going_from_none_to_sent_to_verified() {
     // Arrange
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let added = ok_json(
-        app.post(
-            "/v2/users/human",
-            &app.bootstrap,
-            &json!({"organization": {"orgId": org}, "username": "ada",
+    let added = app.add_human(&json!({"organization": {"orgId": org}, "username": "ada",
                     "profile": {"givenName": "Ada", "familyName": "Lovelace", "displayName": "Ada L.", "preferredLanguage": "de"},
-                    "email": {"email": "ada@example.com", "isVerified": false}}),
-        )
-        .await,
-    )
-    .await;
+                    "email": {"email": "ada@example.com", "isVerified": false}})).await;
     let user = added["userId"].as_str().unwrap().to_string();
     let path = format!("/v2/users/{user}");
 
@@ -234,7 +226,7 @@ async fn a_caller_may_choose_the_user_id_once() {
     let org = app.create_org().await;
     let body = human(&org, json!({"userId": "ada-1815", "email": {"email": "ada@example.com"}}));
 
-    let added = ok_json(app.post("/v2/users/human", &app.bootstrap, &body).await).await;
+    let added = app.add_human(&body).await;
     assert_eq!(added["userId"], "ada-1815");
     ok_json(app.get("/v2/users/ada-1815", &app.bootstrap).await).await;
 

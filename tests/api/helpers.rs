@@ -154,6 +154,11 @@ impl TestApp {
         body["organizationId"].as_str().expect("organizationId").to_string()
     }
 
+    /// `POST /v2/users/human` with the bootstrap token; asserts 200 and returns the body.
+    pub async fn add_human(&self, body: &Value) -> Value {
+        ok_json(self.post("/v2/users/human", &self.bootstrap, body).await).await
+    }
+
     /// A new human user of `org` with the given contacts; its id.
     pub async fn create_user(&self, org: &str, email: Option<&str>, phone: Option<&str>) -> String {
         let mut body = json!({
