@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod batch;
 pub mod channels;
 pub mod cli;
 pub mod config;

@@ -150,6 +150,7 @@ impl Application {
                     lease: DELIVERY_LEASE,
                 }),
                 metrics: metrics.clone(),
+                batches: None,
             };
             let requests =
                 RequestHandler::new(pool.clone(), invites.clone(), metrics.clone(), topology.retry_delays.clone());

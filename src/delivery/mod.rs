@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use tracing::Instrument;
 
+use crate::batch::Batcher;
 use crate::channels::{EmailSender, OutgoingEmail, OutgoingSms, SendEmail, SendError, SendSms, SmsSender};
 use crate::domain::{CodeCipher, LoginMethod, UrlTemplate};
 use crate::metrics::Metrics;
@@ -103,6 +104,39 @@ pub struct Pipeline {
     pub sms: Addr<SmsSender>,
     pub policy: Arc<RetryPolicy>,
     pub metrics: Metrics,
+    /// Claims and attempt records gathered into set-based statements (see
+    /// [`Pipeline::batched`]); without them each delivery runs its own.
+    pub batches: Option<Batches>,
+}
+
+/// The batchers of one worker thread.
+#[derive(Clone)]
+pub struct Batches {
+    claims: Batcher<i64, Result<Claim, String>>,
+    records: Batcher<AttemptRecord, Result<(), String>>,
+}
+
+/// Most deliveries claimed or recorded by one statement.
+const BATCH_MAX: usize = 256;
+/// Statements of each kind in flight per worker: one runs while the next batch gathers.
+const BATCH_CONCURRENCY: usize = 2;
+
+/// One claim per submitted id, in order. A delivery submitted twice in one batch
+/// (a duplicate message) is claimed by the first; the second is told it is leased
+/// and looks again later, when it will find the delivery finished.
+fn answer_claims(ids: &[i64], found: Vec<(i64, Claim)>) -> Vec<Claim> {
+    let mut found: std::collections::HashMap<i64, Claim> = found.into_iter().collect();
+    let mut answered = std::collections::HashSet::new();
+    ids.iter()
+        .map(|id| match found.remove(id) {
+            Some(claim) => {
+                answered.insert(*id);
+                claim
+            }
+            None if answered.contains(id) => Claim::Leased,
+            None => Claim::Missing,
+        })
+        .collect()
 }
 
 /// How an attempt ended, before it is recorded.
@@ -112,6 +146,53 @@ enum Attempted {
 }
 
 impl Pipeline {
+    /// This pipeline with its claims and records batched: under load, a worker
+    /// claims and records many deliveries per statement instead of one. Call it on
+    /// the thread that will run the deliveries (the batchers live there).
+    pub fn batched(mut self) -> Self {
+        let (pool, lease) = (self.pool.clone(), self.lease());
+        let claims = Batcher::start(BATCH_MAX, BATCH_CONCURRENCY, move |ids: Vec<i64>| {
+            let pool = pool.clone();
+            async move {
+                match store::deliveries::claim_many(&pool, &ids, lease).await {
+                    Ok(found) => answer_claims(&ids, found).into_iter().map(Ok).collect(),
+                    Err(e) => ids.iter().map(|_| Err(e.to_string())).collect(),
+                }
+            }
+        });
+        let pool = self.pool.clone();
+        let records = Batcher::start(BATCH_MAX, BATCH_CONCURRENCY, move |records: Vec<AttemptRecord>| {
+            let pool = pool.clone();
+            async move {
+                let result = store::deliveries::record_attempts(&pool, &records).await.map_err(|e| e.to_string());
+                vec![result; records.len()]
+            }
+        });
+        self.batches = Some(Batches { claims, records });
+        self
+    }
+
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.policy.lease).unwrap_or(chrono::Duration::seconds(60))
+    }
+
+    async fn claim(&self, id: i64) -> Result<Claim, String> {
+        match &self.batches {
+            Some(b) => b.claims.submit(id).await.unwrap_or_else(|| Err("claim batcher stopped".into())),
+            None => store::deliveries::claim_many(&self.pool, &[id], self.lease())
+                .await
+                .map(|mut found| found.pop().map_or(Claim::Missing, |(_, c)| c))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn record(&self, record: AttemptRecord) -> Result<(), String> {
+        match &self.batches {
+            Some(b) => b.records.submit(record).await.unwrap_or_else(|| Err("record batcher stopped".into())),
+            None => store::deliveries::record_attempts(&self.pool, &[record]).await.map_err(|e| e.to_string()),
+        }
+    }
+
     fn shortest_delay(&self) -> Duration {
         self.policy.delays.iter().copied().min().unwrap_or(Duration::from_secs(5))
     }
@@ -136,8 +217,7 @@ impl Pipeline {
     }
 
     async fn deliver(&self, id: i64, body: Vec<u8>) -> Disposition {
-        let lease = chrono::Duration::from_std(self.policy.lease).unwrap_or(chrono::Duration::seconds(60));
-        let ctx = match store::deliveries::claim(&self.pool, id, lease).await {
+        let ctx = match self.claim(id).await {
             Ok(Claim::Claimed(ctx)) => ctx,
             Ok(Claim::Missing) => {
                 tracing::warn!("message for an unknown delivery");
@@ -210,13 +290,13 @@ impl Pipeline {
             attempt,
             started_at,
             outcome,
-            error: error.as_deref(),
+            error: error.clone(),
             duration_ms: elapsed.as_millis().min(i32::MAX as u128) as i32,
             status,
             next_attempt_at,
-            provider_message_id: provider_id.as_deref(),
+            provider_message_id: provider_id,
         };
-        if let Err(e) = store::deliveries::record_attempt(&self.pool, &record).await {
+        if let Err(e) = self.record(record).await {
             // The row still says `sending` under a lease; the message comes back
             // and is claimed again once the lease ends (a duplicate is possible
             // only if it was in fact sent: the window DESIGN.md §2 names).
@@ -297,5 +377,18 @@ impl Pipeline {
             Ok(Err(e)) => Attempted::Failed(e),
             Err(e) => Attempted::Failed(SendError::transient(format!("SMS sender unavailable: {e}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_id_gets_its_claim_and_a_duplicate_is_not_sent_twice() {
+        let found = vec![(2, Claim::Finished("sent".into())), (1, Claim::Stale("expired"))];
+        let answers = answer_claims(&[1, 2, 1, 3], found);
+        let shown: Vec<String> = answers.iter().map(|c| format!("{c:?}")).collect();
+        assert_eq!(shown, ["Stale(\"expired\")", "Finished(\"sent\")", "Leased", "Missing"]);
     }
 }

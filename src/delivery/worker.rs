@@ -13,9 +13,10 @@ pub struct DeliveryWorker {
 
 impl DeliveryWorker {
     /// Starts the worker on `arbiter` (its consumer's), so deliveries of one queue
-    /// are handled on that queue's thread.
+    /// are handled on that queue's thread, and their claims and records are
+    /// batched there.
     pub fn start_in(arbiter: &ArbiterHandle, pipeline: Pipeline) -> Addr<DeliveryWorker> {
-        Supervisor::start_in_arbiter(arbiter, move |_| DeliveryWorker { pipeline })
+        Supervisor::start_in_arbiter(arbiter, move |_| DeliveryWorker { pipeline: pipeline.batched() })
     }
 }
 

@@ -5,6 +5,7 @@
 //! never repeat. The checks run in the order API.md §2 lists them. No HTTP or AMQP
 //! types here: the API and the bulk consumer call the same functions.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use crate::domain::{
     ids, now_ms, parse_display_text, parse_user_id, Channel, CodeCipher, Details, Error, IdGenerator, InviteCode, Kind,
     Permission, UrlTemplate,
 };
-use crate::store::{self, users::UserWithOrg, Tx};
+use crate::store::{self, invites::IssueState, users::UserWithOrg, Tx};
 
 /// The template every invite delivery renders.
 pub const INVITE_TEMPLATE: &str = "invite_user";
@@ -94,6 +95,31 @@ impl std::fmt::Debug for InviteService {
     }
 }
 
+/// One bulk resend: who asks, for which user, from where.
+#[derive(Debug, Clone)]
+pub struct ResendRequest {
+    pub caller: Principal,
+    pub user_id: String,
+    pub ctx: IssueContext,
+}
+
+/// One create or resend inside a batch.
+struct IssueItem<'a> {
+    caller: &'a Principal,
+    user_id: &'a str,
+    op: Issue,
+    req: CreateRequest,
+    ctx: &'a IssueContext,
+}
+
+/// What one create or resend will write, decided under its user's lock.
+struct Plan {
+    write: store::invites::IssueWrite,
+    /// The plain code, when it is to be returned.
+    code: Option<InviteCode>,
+    org_id: String,
+}
+
 /// Which of the two operations that issue a code is running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Issue {
@@ -131,6 +157,40 @@ impl InviteService {
         self.issue(caller, user_id, Issue::Resend, CreateRequest::default(), ctx).await
     }
 
+    /// Bulk resends: one transaction for the whole batch (a few statements
+    /// however many users), each request checked exactly as [`Self::resend`]
+    /// checks it. Answers per request, in order. A refused request of a bulk job is
+    /// recorded as the job's result in the same transaction. The outer error is a
+    /// failure of the whole batch (the database), after which nothing was written.
+    #[tracing::instrument(skip_all, fields(requests = requests.len()))]
+    pub async fn resend_many(&self, requests: &[ResendRequest]) -> Result<Vec<Result<Issued, Error>>, Error> {
+        let items: Vec<IssueItem<'_>> = requests
+            .iter()
+            .map(|r| IssueItem {
+                caller: &r.caller,
+                user_id: &r.user_id,
+                op: Issue::Resend,
+                req: CreateRequest::default(),
+                ctx: &r.ctx,
+            })
+            .collect();
+        let mut results: Vec<Option<Result<Issued, Error>>> = items.iter().map(|_| None).collect();
+        // A user twice in one batch is issued twice, one transaction after the
+        // other, as two separate requests would be.
+        let mut pending: Vec<usize> = (0..items.len()).collect();
+        while !pending.is_empty() {
+            let mut seen = std::collections::HashSet::new();
+            let (round, later): (Vec<usize>, Vec<usize>) =
+                pending.into_iter().partition(|&i| seen.insert(items[i].user_id));
+            self.issue_round(&items, &round, &mut results).await?;
+            pending = later;
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::internal(anyhow::anyhow!("request left unanswered")))))
+            .collect())
+    }
+
     async fn issue(
         &self,
         caller: &Principal,
@@ -139,14 +199,113 @@ impl InviteService {
         req: CreateRequest,
         ctx: &IssueContext,
     ) -> Result<Issued, Error> {
-        let user_id = parse_user_id(user_id)?;
+        let items = [IssueItem { caller, user_id, op, req, ctx }];
+        let mut results = vec![None];
+        self.issue_round(&items, &[0], &mut results).await?;
+        results.pop().flatten().unwrap_or_else(|| Err(Error::internal(anyhow::anyhow!("request left unanswered"))))
+    }
+
+    /// Issues codes for `items[round]` (each user at most once) in one
+    /// transaction: lock the users, read their state, decide each, write all.
+    async fn issue_round(
+        &self,
+        items: &[IssueItem<'_>],
+        round: &[usize],
+        results: &mut [Option<Result<Issued, Error>>],
+    ) -> Result<(), Error> {
+        let mut valid = Vec::with_capacity(round.len());
+        for &i in round {
+            match parse_user_id(items[i].user_id) {
+                Ok(_) => valid.push(i),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        if valid.is_empty() {
+            return Ok(());
+        }
         let window = chrono::Duration::hours(1);
         let mut tx = self.pool.begin().await?;
-        let UserWithOrg { user, org_default_language } = lock_visible_user(&mut tx, caller, user_id).await?;
+        let ids: Vec<&str> = valid.iter().map(|&i| items[i].user_id).collect();
+        let mut users: HashMap<String, UserWithOrg> =
+            store::users::lock_many(&mut tx, &ids).await?.into_iter().map(|u| (u.user.id.clone(), u)).collect();
+        let keys: Vec<(&str, Option<&str>)> =
+            valid.iter().map(|&i| (items[i].user_id, items[i].ctx.job_id.as_deref())).collect();
+        let mut states: HashMap<String, IssueState> = store::invites::issue_states(&mut tx, &keys, Utc::now() - window)
+            .await?
+            .into_iter()
+            .map(|s| (s.for_user.clone(), s))
+            .collect();
+
+        let mut writes = Vec::new();
+        let mut planned = Vec::new();
+        let mut failures = Vec::new();
+        for &i in &valid {
+            let item = &items[i];
+            let user = users.remove(item.user_id);
+            let state = states.remove(item.user_id);
+            match self.plan(item, user, state, window) {
+                Ok(plan) => {
+                    writes.push(plan.write);
+                    planned.push((i, plan.code, plan.org_id));
+                }
+                Err(e) => {
+                    if let (Some(job), false) = (&item.ctx.job_id, e.id == ids::BULK_DONE) {
+                        failures.push((job.as_str(), item.user_id, e.id.to_string()));
+                    }
+                    results[i] = Some(Err(e));
+                }
+            }
+        }
+        if writes.is_empty() && failures.is_empty() {
+            return Ok(());
+        }
+        let sequences: HashMap<String, i64> =
+            store::invites::write_issues(&mut tx, &writes).await?.into_iter().collect();
+        if !failures.is_empty() {
+            let rows: Vec<(&str, &str, &str)> = failures.iter().map(|(j, u, e)| (*j, *u, e.as_str())).collect();
+            store::bulk::record_failures(&mut tx, &rows).await?;
+        }
+        tx.commit().await?;
+        for (write, (i, code, org_id)) in writes.iter().zip(planned) {
+            let sequence = sequences.get(&write.user_id).copied().unwrap_or_default();
+            let delivery_id = write.delivery.as_ref().map(|d| d.id);
+            tracing::info!(
+                user_id = %write.user_id,
+                sequence,
+                channel = write.channel,
+                delivery_id,
+                returned = write.returned,
+                "invite code issued"
+            );
+            if let (Some(id), Some(hook)) = (delivery_id, &self.on_delivery) {
+                hook(id);
+            }
+            results[i] = Some(Ok(Issued {
+                details: Details { sequence, change_date: write.at, creation_date: write.at, resource_owner: org_id },
+                code,
+                delivery_id,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Decides one create or resend under its user's lock: every check of API.md
+    /// §2 in its order, then what to write.
+    fn plan(
+        &self,
+        item: &IssueItem<'_>,
+        locked: Option<UserWithOrg>,
+        state: Option<IssueState>,
+        window: chrono::Duration,
+    ) -> Result<Plan, Error> {
+        let IssueItem { caller, user_id, op, req, ctx } = item;
+        let UserWithOrg { user, org_default_language } = locked
+            .filter(|u| u.user.state != "deleted" && caller.can_see(&u.user.org_id))
+            .ok_or_else(user_not_found)?;
         if ctx.org_id.as_ref().is_some_and(|org| *org != user.org_id) {
             return Err(user_not_found());
         }
-        let state = store::invites::issue_state(&mut tx, user_id, Utc::now() - window, ctx.job_id.as_deref()).await?;
+        let state = state.ok_or_else(|| Error::internal(anyhow::anyhow!("no invite state read for the user")))?;
         if state.job_done {
             // Under the user's lock: a redelivered request of the job is a no-op.
             return Err(Error::new(Kind::AlreadyExists, ids::BULK_DONE, "Request already processed"));
@@ -166,7 +325,7 @@ impl InviteService {
         if user.initialized {
             return Err(Error::precondition(ids::ALREADY_INITIALIZED, "User is already initialized"));
         }
-        if op == Issue::Resend && previous.as_ref().is_none_or(|p| p.returned) {
+        if *op == Issue::Resend && previous.as_ref().is_none_or(|p| p.returned) {
             return Err(Error::precondition(ids::CODE_NOT_FOUND, "Code not found"));
         }
 
@@ -205,11 +364,10 @@ impl InviteService {
         let code = InviteCode::generate(self.settings.code_length);
         let expires_at = now + chrono::Duration::from_std(self.settings.code_ttl).map_err(Error::internal)?;
         let locale = user.preferred_language.clone().unwrap_or(org_default_language);
-        let delivery_id = recipient.as_ref().map(|_| self.ids.next_i64());
         let write = store::invites::IssueWrite {
-            user_id,
-            org_id: &user.org_id,
-            created_by: &caller.token_id,
+            user_id: user_id.to_string(),
+            org_id: user.org_id.clone(),
+            created_by: caller.token_id.clone(),
             at: now,
             // The event says how the code was issued, never the code itself.
             payload: json!({
@@ -221,37 +379,21 @@ impl InviteService {
             }),
             code_encrypted: self.cipher.seal(&code, user_id),
             expires_at,
-            url_template: url_template.as_str(),
-            application_name: &application_name,
+            url_template: url_template.as_str().to_string(),
+            application_name,
             channel: channel.as_str(),
             returned: req.return_code,
-            delivery: recipient.as_deref().zip(delivery_id).map(|(recipient, id)| store::invites::IssueDelivery {
-                id,
+            delivery: recipient.map(|recipient| store::invites::IssueDelivery {
+                id: self.ids.next_i64(),
                 recipient,
                 template: INVITE_TEMPLATE,
-                locale: &locale,
-                request_id: ctx.request_id.as_deref(),
+                locale,
+                request_id: ctx.request_id.clone(),
                 lane: if ctx.bulk { "bulk" } else { "transactional" },
             }),
-            job_id: ctx.job_id.as_deref(),
+            job_id: ctx.job_id.clone(),
         };
-        let sequence = store::invites::write_issue(&mut tx, &write).await?;
-        tx.commit().await?;
-        tracing::info!(
-            sequence,
-            channel = channel.as_str(),
-            delivery_id,
-            returned = req.return_code,
-            "invite code issued"
-        );
-        if let (Some(id), Some(hook)) = (delivery_id, &self.on_delivery) {
-            hook(id);
-        }
-        Ok(Issued {
-            details: Details { sequence, change_date: now, creation_date: now, resource_owner: user.org_id },
-            code: req.return_code.then_some(code),
-            delivery_id,
-        })
+        Ok(Plan { write, code: req.return_code.then_some(code), org_id: user.org_id })
     }
 
     /// `POST /v2/users/{userId}/invite_code/verify` (API.md §2.3).

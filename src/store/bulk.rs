@@ -45,20 +45,18 @@ pub async fn get_job(pool: &PgPool, id: &str) -> Result<Option<JobRow>, sqlx::Er
     sqlx::query_as("SELECT * FROM bulk_jobs WHERE id = $1").bind(id).fetch_optional(pool).await
 }
 
-/// Records the outcome of one request; the first record wins.
-pub async fn record_result(
-    conn: &mut PgConnection,
-    job_id: &str,
-    user_id: &str,
-    error_id: Option<&str>,
-) -> Result<(), sqlx::Error> {
+/// Records refused requests of bulk jobs: `(job id, user id, error id)`. A
+/// request already recorded keeps its first outcome.
+pub async fn record_failures(conn: &mut PgConnection, failures: &[(&str, &str, &str)]) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO bulk_results (job_id, user_id, error_id, at) VALUES ($1, $2, $3, now())
+        "INSERT INTO bulk_results (job_id, user_id, error_id, at)
+         SELECT job_id, user_id, error_id, now() FROM unnest($1::text[], $2::text[], $3::text[])
+             AS f(job_id, user_id, error_id)
          ON CONFLICT (job_id, user_id) DO NOTHING",
     )
-    .bind(job_id)
-    .bind(user_id)
-    .bind(error_id)
+    .bind(failures.iter().map(|f| f.0).collect::<Vec<_>>())
+    .bind(failures.iter().map(|f| f.1).collect::<Vec<_>>())
+    .bind(failures.iter().map(|f| f.2).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())

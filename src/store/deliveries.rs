@@ -68,15 +68,21 @@ pub enum Claim {
     Claimed(Box<DeliveryContext>),
 }
 
-/// Claims a delivery for sending (`queued|retrying → sending`, with a lease), or
-/// says why not. A `sending` row whose lease ran out (its worker died) can be
-/// claimed again. Stale deliveries are ended by the same statement.
+/// Claims deliveries for sending (`queued|retrying → sending`, with a lease), or
+/// says for each why not. A `sending` row whose lease ran out (its worker died) can
+/// be claimed again. Stale deliveries are ended by the same statement.
 ///
-/// One statement, one round trip: it locks the row, decides, updates and returns
-/// what the sender needs. (Per delivery this runs on the hot path of a bulk job.)
-pub async fn claim(pool: &sqlx::PgPool, id: i64, lease: chrono::Duration) -> Result<Claim, sqlx::Error> {
+/// One statement for the whole set: it locks the rows (in id order, so two
+/// claims never deadlock), decides, updates and returns what the senders need. An
+/// id that appears twice is claimed once: the answer is given for each distinct id.
+/// Ids of no delivery are missing from the answer.
+pub async fn claim_many(
+    pool: &sqlx::PgPool,
+    ids: &[i64],
+    lease: chrono::Duration,
+) -> Result<Vec<(i64, Claim)>, sqlx::Error> {
     let lease_until = Utc::now() + lease;
-    let row: Option<(String, String, DeliveryContext)> = sqlx::query_as::<_, ClaimRow>(
+    let rows: Vec<ClaimRow> = sqlx::query_as::<_, ClaimRow>(
         "WITH ctx AS (
              SELECT d.id, d.status, d.lease_until, d.attempts, d.channel, d.recipient, d.locale,
                     d.code_event_sequence, d.user_id, d.org_id,
@@ -88,7 +94,8 @@ pub async fn claim(pool: &sqlx::PgPool, id: i64, lease: chrono::Duration) -> Res
              JOIN users u ON u.id = d.user_id
              JOIN organizations o ON o.id = d.org_id
              LEFT JOIN invite_codes c ON c.user_id = d.user_id
-             WHERE d.id = $1
+             WHERE d.id = ANY($1)
+             ORDER BY d.id
              FOR UPDATE OF d
          ), decided AS (
              SELECT id, CASE
@@ -116,24 +123,28 @@ pub async fn claim(pool: &sqlx::PgPool, id: i64, lease: chrono::Duration) -> Res
                 ctx.code_encrypted, ctx.expires_at, ctx.url_template, ctx.application_name, ctx.current_sequence
          FROM ctx JOIN decided v ON v.id = ctx.id LEFT JOIN changed ON changed.id = ctx.id",
     )
-    .bind(id)
+    .bind(ids)
     .bind(lease_until)
-    .fetch_optional(pool)
-    .await?
-    .map(|r| (r.verdict, r.old_status, r.ctx));
-    let Some((verdict, old_status, mut ctx)) = row else { return Ok(Claim::Missing) };
-    Ok(match verdict.as_str() {
-        "finished" => Claim::Finished(old_status),
-        "leased" => Claim::Leased,
-        "cancelled" => Claim::Stale("cancelled"),
-        "superseded" => Claim::Stale("superseded"),
-        "expired" => Claim::Stale("expired"),
-        _ => {
-            ctx.status = "sending".into();
-            ctx.lease_until = Some(lease_until);
-            Claim::Claimed(Box::new(ctx))
-        }
-    })
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|ClaimRow { verdict, old_status, mut ctx }| {
+            let claim = match verdict.as_str() {
+                "finished" => Claim::Finished(old_status),
+                "leased" => Claim::Leased,
+                "cancelled" => Claim::Stale("cancelled"),
+                "superseded" => Claim::Stale("superseded"),
+                "expired" => Claim::Stale("expired"),
+                _ => {
+                    ctx.status = "sending".into();
+                    ctx.lease_until = Some(lease_until);
+                    return (ctx.id, Claim::Claimed(Box::new(ctx)));
+                }
+            };
+            (ctx.id, claim)
+        })
+        .collect())
 }
 
 #[derive(sqlx::FromRow)]
@@ -146,43 +157,50 @@ struct ClaimRow {
 
 /// How one attempt ended, and the state the delivery moves to.
 #[derive(Debug, Clone)]
-pub struct AttemptRecord<'a> {
+pub struct AttemptRecord {
     pub delivery_id: i64,
     pub attempt: i32,
     pub started_at: DateTime<Utc>,
     /// `sent`, `transient` or `permanent`.
-    pub outcome: &'a str,
-    pub error: Option<&'a str>,
+    pub outcome: &'static str,
+    pub error: Option<String>,
     pub duration_ms: i32,
     /// `sent`, `retrying`, `dead` or `expired`.
-    pub status: &'a str,
+    pub status: &'static str,
     pub next_attempt_at: Option<DateTime<Utc>>,
-    pub provider_message_id: Option<&'a str>,
+    pub provider_message_id: Option<String>,
 }
 
-/// Records an attempt and moves the delivery on: one statement (so one
-/// transaction and one round trip).
-pub async fn record_attempt(pool: &sqlx::PgPool, r: &AttemptRecord<'_>) -> Result<(), sqlx::Error> {
+/// Records attempts and moves their deliveries on: one statement for the whole
+/// set (so one transaction and one round trip). Each delivery appears at most once
+/// (its claim's lease makes the sender the only one recording it).
+pub async fn record_attempts(pool: &sqlx::PgPool, records: &[AttemptRecord]) -> Result<(), sqlx::Error> {
+    let col = |f: fn(&AttemptRecord) -> Option<&str>| records.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
-        "WITH attempt AS (
+        "WITH r AS (
+             SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::text[], $5::text[], $6::int[],
+                                  $7::text[], $8::timestamptz[], $9::text[])
+                 AS r(delivery_id, attempt, started_at, outcome, error, duration_ms, status, next_attempt_at,
+                      provider_message_id)
+         ), attempt AS (
              INSERT INTO delivery_attempts (delivery_id, attempt, started_at, outcome, error, duration_ms)
-             VALUES ($1, $2, $3, $4, $5, $6)
+             SELECT delivery_id, attempt, started_at, outcome, error, duration_ms FROM r
          )
-         UPDATE deliveries SET status = $7, last_error = COALESCE($5, last_error), next_attempt_at = $8,
-                lease_until = NULL, updated_at = now(),
-                sent_at = CASE WHEN $7 = 'sent' THEN now() ELSE sent_at END,
-                provider_message_id = COALESCE($9, provider_message_id)
-         WHERE id = $1",
+         UPDATE deliveries d SET status = r.status, last_error = COALESCE(r.error, d.last_error),
+                next_attempt_at = r.next_attempt_at, lease_until = NULL, updated_at = now(),
+                sent_at = CASE WHEN r.status = 'sent' THEN now() ELSE d.sent_at END,
+                provider_message_id = COALESCE(r.provider_message_id, d.provider_message_id)
+         FROM r WHERE d.id = r.delivery_id",
     )
-    .bind(r.delivery_id)
-    .bind(r.attempt)
-    .bind(r.started_at)
-    .bind(r.outcome)
-    .bind(r.error)
-    .bind(r.duration_ms)
-    .bind(r.status)
-    .bind(r.next_attempt_at)
-    .bind(r.provider_message_id)
+    .bind(records.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.attempt).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.started_at).collect::<Vec<_>>())
+    .bind(col(|r| Some(r.outcome)))
+    .bind(col(|r| r.error.as_deref()))
+    .bind(records.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
+    .bind(col(|r| Some(r.status)))
+    .bind(records.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
+    .bind(col(|r| r.provider_message_id.as_deref()))
     .execute(pool)
     .await?;
     Ok(())

@@ -44,11 +44,14 @@ pub async fn clear(conn: &mut PgConnection, user_id: &str) -> Result<(), sqlx::E
 
 /// Everything Create and Resend decide on besides the user: the current code, how
 /// many codes the user got since `since` (the rate limit), and whether the bulk
-/// job (if any) already processed this user. One round trip, run after the user's
-/// row is locked (`users::lock`): a statement that waited for that lock would read
-/// the other tables as they were before the wait, and count too few codes.
+/// job (if any) already processed this user. One round trip for a whole batch, run
+/// after the users' rows are locked (`users::lock_many`): a statement that waited
+/// for those locks would read the other tables as they were before the wait, and
+/// count too few codes.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct IssueState {
+    /// The user this state is about.
+    pub for_user: String,
     pub recent_codes: i64,
     pub oldest_recent: Option<DateTime<Utc>>,
     pub job_done: bool,
@@ -82,120 +85,143 @@ impl IssueState {
     }
 }
 
-pub async fn issue_state(
+/// The state of each `(user id, bulk job id)`; each user at most once.
+pub async fn issue_states(
     conn: &mut PgConnection,
-    user_id: &str,
+    keys: &[(&str, Option<&str>)],
     since: DateTime<Utc>,
-    job_id: Option<&str>,
-) -> Result<IssueState, sqlx::Error> {
+) -> Result<Vec<IssueState>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT rc.recent_codes, rc.oldest_recent,
-                ($3::text IS NOT NULL
-                 AND EXISTS (SELECT 1 FROM bulk_results r WHERE r.job_id = $3 AND r.user_id = $1)) AS job_done,
+        "SELECT k.user_id AS for_user, rc.recent_codes, rc.oldest_recent,
+                (k.job_id IS NOT NULL
+                 AND EXISTS (SELECT 1 FROM bulk_results r WHERE r.job_id = k.job_id AND r.user_id = k.user_id))
+                    AS job_done,
                 c.user_id AS c_user_id, c.code_encrypted AS c_code_encrypted, c.expires_at AS c_expires_at,
                 c.url_template AS c_url_template, c.application_name AS c_application_name,
                 c.channel AS c_channel, c.returned AS c_returned, c.failed_checks AS c_failed_checks,
                 c.event_sequence AS c_event_sequence, c.created_at AS c_created_at
-         FROM (
+         FROM unnest($1::text[], $2::text[]) AS k(user_id, job_id)
+         CROSS JOIN LATERAL (
              SELECT count(*) AS recent_codes, min(e.created_at) AS oldest_recent FROM events e
-             WHERE e.aggregate_id = $1 AND e.type = 'invite.code.added' AND e.created_at > $2
+             WHERE e.aggregate_id = k.user_id AND e.type = 'invite.code.added' AND e.created_at > $3
          ) rc
-         LEFT JOIN invite_codes c ON c.user_id = $1",
+         LEFT JOIN invite_codes c ON c.user_id = k.user_id",
     )
-    .bind(user_id)
+    .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
     .bind(since)
-    .bind(job_id)
-    .fetch_one(conn)
+    .fetch_all(conn)
     .await
 }
 
 /// The writes of one Create or Resend.
-#[derive(Debug)]
-pub struct IssueWrite<'a> {
-    pub user_id: &'a str,
-    pub org_id: &'a str,
-    pub created_by: &'a str,
+#[derive(Debug, Clone)]
+pub struct IssueWrite {
+    pub user_id: String,
+    pub org_id: String,
+    pub created_by: String,
     pub at: DateTime<Utc>,
     /// The `invite.code.added` payload.
     pub payload: serde_json::Value,
     pub code_encrypted: Vec<u8>,
     pub expires_at: DateTime<Utc>,
-    pub url_template: &'a str,
-    pub application_name: &'a str,
-    pub channel: &'a str,
+    pub url_template: String,
+    pub application_name: String,
+    pub channel: &'static str,
     pub returned: bool,
     /// The delivery to record (none for a returned code).
-    pub delivery: Option<IssueDelivery<'a>>,
+    pub delivery: Option<IssueDelivery>,
     /// The bulk job whose request this is: its success is recorded here.
-    pub job_id: Option<&'a str>,
+    pub job_id: Option<String>,
 }
 
-#[derive(Debug)]
-pub struct IssueDelivery<'a> {
+#[derive(Debug, Clone)]
+pub struct IssueDelivery {
     pub id: i64,
-    pub recipient: &'a str,
-    pub template: &'a str,
-    pub locale: &'a str,
-    pub request_id: Option<&'a str>,
-    pub lane: &'a str,
+    pub recipient: String,
+    pub template: &'static str,
+    pub locale: String,
+    pub request_id: Option<String>,
+    pub lane: &'static str,
 }
 
-/// Appends the event, replaces the code, supersedes the deliveries still waiting,
-/// records the new delivery and the job's result: one statement, one round trip.
-/// Returns the event's sequence. The caller holds the user's row lock.
-pub async fn write_issue(conn: &mut PgConnection, w: &IssueWrite<'_>) -> Result<i64, sqlx::Error> {
-    let d = w.delivery.as_ref();
-    sqlx::query_scalar(
-        "WITH bumped AS (
-             UPDATE users SET sequence = sequence + 1, changed_at = $3 WHERE id = $1 RETURNING sequence
+/// For each write: appends the event, replaces the code, supersedes the
+/// deliveries still waiting, records the new delivery and the job's result. One
+/// statement for the whole set (each user at most once), one round trip. Returns
+/// `(user id, event sequence)` per write. The caller holds the users' row locks.
+pub async fn write_issues(conn: &mut PgConnection, writes: &[IssueWrite]) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let d = |f: fn(&IssueDelivery) -> Option<&str>| {
+        writes.iter().map(|w| w.delivery.as_ref().and_then(f)).collect::<Vec<_>>()
+    };
+    sqlx::query_as(
+        "WITH w AS (
+             SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::jsonb[], $6::bytea[],
+                                  $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::bool[], $12::bigint[],
+                                  $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[])
+                 AS w(user_id, org_id, at, created_by, payload, code_encrypted, expires_at, url_template,
+                      application_name, channel, returned, delivery_id, recipient, template, locale, request_id,
+                      lane, job_id)
+         ), bumped AS (
+             UPDATE users u SET sequence = u.sequence + 1, changed_at = w.at FROM w WHERE u.id = w.user_id
+             RETURNING u.id, u.sequence
          ), event AS (
              INSERT INTO events (aggregate_id, aggregate_type, sequence, type, payload, resource_owner, created_at, created_by)
-             SELECT $1, 'user', bumped.sequence, 'invite.code.added', $5, $2, $3, $4 FROM bumped
-             RETURNING sequence
+             SELECT w.user_id, 'user', b.sequence, 'invite.code.added', w.payload, w.org_id, w.at, w.created_by
+             FROM w JOIN bumped b ON b.id = w.user_id
+             RETURNING aggregate_id, sequence
          ), code AS (
              INSERT INTO invite_codes (user_id, code_encrypted, expires_at, url_template, application_name,
                                        channel, returned, failed_checks, event_sequence, created_at)
-             SELECT $1, $6, $7, $8, $9, $10, $11, 0, event.sequence, $3 FROM event
+             SELECT w.user_id, w.code_encrypted, w.expires_at, w.url_template, w.application_name, w.channel,
+                    w.returned, 0, e.sequence, w.at
+             FROM w JOIN event e ON e.aggregate_id = w.user_id
              ON CONFLICT (user_id) DO UPDATE SET
                  code_encrypted = EXCLUDED.code_encrypted, expires_at = EXCLUDED.expires_at,
                  url_template = EXCLUDED.url_template, application_name = EXCLUDED.application_name,
                  channel = EXCLUDED.channel, returned = EXCLUDED.returned, failed_checks = 0,
                  event_sequence = EXCLUDED.event_sequence, created_at = EXCLUDED.created_at
-             RETURNING event_sequence
+             RETURNING user_id, event_sequence
          ), superseded AS (
-             -- The same snapshot: the delivery inserted below is not among these.
-             UPDATE deliveries SET status = 'superseded', updated_at = $3, lease_until = NULL
-             WHERE user_id = $1 AND status IN ('queued', 'retrying')
+             -- The same snapshot: the deliveries inserted below are not among these.
+             -- Locked in id order, as claims lock them, so the two never deadlock.
+             UPDATE deliveries x SET status = 'superseded', updated_at = w.at, lease_until = NULL
+             FROM w
+             WHERE x.user_id = w.user_id AND x.id IN (
+                 SELECT id FROM deliveries
+                 WHERE user_id IN (SELECT user_id FROM w) AND status IN ('queued', 'retrying')
+                 ORDER BY id FOR UPDATE)
          ), delivery AS (
              INSERT INTO deliveries (id, user_id, org_id, channel, recipient, template, locale, status,
                                      code_event_sequence, created_at, updated_at, request_id, lane, job_id)
-             SELECT $12, $1, $2, $10, $13, $14, $15, 'queued', code.event_sequence, $3, $3, $16, $17, $18
-             FROM code WHERE $12::bigint IS NOT NULL
+             SELECT w.delivery_id, w.user_id, w.org_id, w.channel, w.recipient, w.template, w.locale, 'queued',
+                    c.event_sequence, w.at, w.at, w.request_id, w.lane, w.job_id
+             FROM w JOIN code c ON c.user_id = w.user_id WHERE w.delivery_id IS NOT NULL
          ), result AS (
              INSERT INTO bulk_results (job_id, user_id, error_id, at)
-             SELECT $18, $1, NULL, $3 FROM code WHERE $18::text IS NOT NULL
+             SELECT w.job_id, w.user_id, NULL, w.at FROM w JOIN code c ON c.user_id = w.user_id
+             WHERE w.job_id IS NOT NULL
              ON CONFLICT (job_id, user_id) DO NOTHING
          )
-         SELECT sequence FROM event",
+         SELECT aggregate_id, sequence FROM event",
     )
-    .bind(w.user_id)
-    .bind(w.org_id)
-    .bind(w.at)
-    .bind(w.created_by)
-    .bind(&w.payload)
-    .bind(&w.code_encrypted)
-    .bind(w.expires_at)
-    .bind(w.url_template)
-    .bind(w.application_name)
-    .bind(w.channel)
-    .bind(w.returned)
-    .bind(d.map(|d| d.id))
-    .bind(d.map(|d| d.recipient))
-    .bind(d.map(|d| d.template))
-    .bind(d.map(|d| d.locale))
-    .bind(d.and_then(|d| d.request_id))
-    .bind(d.map(|d| d.lane).unwrap_or("transactional"))
-    .bind(w.job_id)
-    .fetch_one(conn)
+    .bind(writes.iter().map(|w| w.user_id.as_str()).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.org_id.as_str()).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.at).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.created_by.as_str()).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.payload.clone()).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.code_encrypted.as_slice()).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.expires_at).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.url_template.as_str()).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.application_name.as_str()).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.channel).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.returned).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.delivery.as_ref().map(|d| d.id)).collect::<Vec<_>>())
+    .bind(d(|d| Some(d.recipient.as_str())))
+    .bind(d(|d| Some(d.template)))
+    .bind(d(|d| Some(d.locale.as_str())))
+    .bind(d(|d| d.request_id.as_deref()))
+    .bind(writes.iter().map(|w| w.delivery.as_ref().map_or("transactional", |d| d.lane)).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.job_id.as_deref()).collect::<Vec<_>>())
+    .fetch_all(conn)
     .await
 }

@@ -92,6 +92,21 @@ pub async fn lock(conn: &mut PgConnection, id: &str) -> Result<Option<UserWithOr
     .await
 }
 
+/// Locks the users of `ids` that exist, in id order (so two batches never
+/// deadlock), for the rest of the transaction.
+pub async fn lock_many(conn: &mut PgConnection, ids: &[&str]) -> Result<Vec<UserWithOrg>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.*, o.default_language AS org_default_language
+         FROM users u JOIN organizations o ON o.id = u.org_id
+         WHERE u.id = ANY($1)
+         ORDER BY u.id
+         FOR UPDATE OF u",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
 /// The invite was verified: the user is initialized and the contact the code went
 /// to is verified.
 pub async fn mark_initialized(
