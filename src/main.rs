@@ -9,6 +9,12 @@ use herald::config::Settings;
 use herald::domain::Permission;
 use herald::startup::{self, Application};
 
+// glibc's malloc showed as a quarter of herald's CPU under a bulk load (render,
+// MIME encoding and JSON allocate per delivery); mimalloc does the same work in
+// a fraction of that.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "herald", version, about = "Resends invite codes and delivers them by e-mail and SMS")]
 struct Cli {

@@ -71,10 +71,11 @@ impl OutboxRelay {
     }
 }
 
-/// One batch: lock, publish with confirms, mark what was confirmed, commit.
+/// One batch: take (marked published), publish with confirms, hand back what
+/// was not confirmed, commit.
 async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
-    let rows = store::deliveries::lock_unpublished(&mut tx, BATCH).await?;
+    let rows = store::deliveries::take_unpublished(&mut tx, BATCH).await?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -83,11 +84,13 @@ async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) 
         .map(|r| super::outgoing(exchange, r.id, &r.channel, &r.lane, r.attempts as u32 + 1, r.request_id.as_deref()))
         .collect();
     let results = publisher.send(Publish(messages)).await?;
-    let confirmed: Vec<i64> = rows.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(row, _)| row.id).collect();
-    store::deliveries::mark_published(&mut tx, &confirmed).await?;
+    let unconfirmed: Vec<i64> = rows.iter().zip(&results).filter(|(_, r)| r.is_err()).map(|(row, _)| row.id).collect();
+    if !unconfirmed.is_empty() {
+        store::deliveries::unmark_published(&mut tx, &unconfirmed).await?;
+    }
     tx.commit().await?;
-    let failed = results.len() - confirmed.len();
-    tracing::debug!(published = confirmed.len(), failed, "outbox relay swept");
+    let failed = unconfirmed.len();
+    tracing::debug!(published = rows.len() - failed, failed, "outbox relay swept");
     if let Some(Err(e)) = results.into_iter().find(|r| r.is_err()) {
         anyhow::bail!("{failed} of {} not confirmed: {e}", rows.len());
     }

@@ -14,7 +14,7 @@ pub mod actor;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use handlebars::Handlebars;
+use handlebars::{Context, Handlebars};
 use serde::Serialize;
 
 use crate::domain::LoginMethod;
@@ -37,7 +37,21 @@ const LANGUAGES: [(&str, &str); 10] = [
     ("ja", include_str!("../../templates/i18n/ja.toml")),
     ("zh", include_str!("../../templates/i18n/zh.toml")),
 ];
-/// Texts rendered into `Text.*`; the `method_*` keys name login methods instead.
+/// The texts an e-mail renders into `Text.*` (an SMS renders `sms` only).
+const EMAIL_KEYS: [&str; 11] = [
+    "subject",
+    "preheader",
+    "title",
+    "greeting",
+    "text",
+    "button",
+    "code_label",
+    "expires",
+    "methods_intro",
+    "ignore",
+    "footer",
+];
+/// Texts every language must have; the `method_*` keys name login methods instead.
 const TEXT_KEYS: [&str; 12] = [
     "subject",
     "preheader",
@@ -95,14 +109,6 @@ struct Values<'a> {
     ExpiresAt: String,
     Lang: &'a str,
     LoginMethods: Vec<String>,
-}
-
-#[derive(Serialize)]
-#[allow(non_snake_case)]
-struct Layout<'a> {
-    #[serde(flatten)]
-    values: &'a Values<'a>,
-    Text: BTreeMap<&'static str, String>,
 }
 
 /// The compiled templates of every language.
@@ -195,16 +201,34 @@ impl Templates {
         }
     }
 
-    fn texts(
+    /// Renders `keys` of the language's texts, and the layout `layout` with them
+    /// as `Text.*`. The data is converted to handlebars' JSON once for all of
+    /// them (a render per text would convert it again each time).
+    fn render(
         &self,
         reg: &Handlebars<'static>,
+        layout: &str,
         lang: &str,
-        v: &Values<'_>,
-    ) -> Result<BTreeMap<&'static str, String>, RenderError> {
-        TEXT_KEYS
+        values: &serde_json::Value,
+        keys: &[&'static str],
+    ) -> Result<(String, BTreeMap<&'static str, String>), RenderError> {
+        let err = |e: handlebars::RenderError| RenderError(e.to_string());
+        let context = Context::from(values.clone());
+        let texts: BTreeMap<&'static str, String> = keys
             .iter()
-            .map(|k| reg.render(&format!("{lang}.{k}"), v).map(|s| (*k, s)).map_err(|e| RenderError(e.to_string())))
-            .collect()
+            .map(|k| reg.render_with_context(&format!("{lang}.{k}"), &context).map(|s| (*k, s)))
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        let mut data = values.clone();
+        if let Some(fields) = data.as_object_mut() {
+            fields.insert("Text".into(), serde_json::to_value(&texts).map_err(|e| RenderError(e.to_string()))?);
+        }
+        let out = reg.render_with_context(layout, &Context::from(data)).map_err(err)?;
+        Ok((out, texts))
+    }
+
+    fn data(&self, lang: &'static str, d: &InviteData) -> Result<serde_json::Value, RenderError> {
+        serde_json::to_value(self.values(lang, d)).map_err(|e| RenderError(e.to_string()))
     }
 
     /// The invite e-mail: subject, HTML and plain text.
@@ -213,20 +237,12 @@ impl Templates {
     /// A template that fails to render (a missing variable in strict mode).
     pub fn email(&self, d: &InviteData) -> Result<RenderedEmail, RenderError> {
         let lang = self.language(&d.locale);
-        let values = self.values(lang, d);
-        let html_texts = self.texts(&self.html, lang, &values)?;
-        let plain_texts = self.texts(&self.text, lang, &values)?;
+        let data = self.data(lang, d)?;
+        let (html, _) = self.render(&self.html, "email.html", lang, &data, &EMAIL_KEYS)?;
+        let (text, plain_texts) = self.render(&self.text, "email.txt", lang, &data, &EMAIL_KEYS)?;
         // The subject is a header, not HTML: the unescaped text, with any line
         // break folded away (application names are already free of them).
         let subject = plain_texts["subject"].replace(['\r', '\n'], " ");
-        let html = self
-            .html
-            .render("email.html", &Layout { values: &values, Text: html_texts })
-            .map_err(|e| RenderError(e.to_string()))?;
-        let text = self
-            .text
-            .render("email.txt", &Layout { values: &values, Text: plain_texts })
-            .map_err(|e| RenderError(e.to_string()))?;
         Ok(RenderedEmail { subject, html, text })
     }
 
@@ -236,12 +252,9 @@ impl Templates {
     /// A template that fails to render.
     pub fn sms(&self, d: &InviteData) -> Result<String, RenderError> {
         let lang = self.language(&d.locale);
-        let values = self.values(lang, d);
-        let texts = self.texts(&self.text, lang, &values)?;
-        self.text
-            .render("sms.txt", &Layout { values: &values, Text: texts })
-            .map(|s| s.trim().to_string())
-            .map_err(|e| RenderError(e.to_string()))
+        let data = self.data(lang, d)?;
+        let (body, _) = self.render(&self.text, "sms.txt", lang, &data, &["sms"])?;
+        Ok(body.trim().to_string())
     }
 }
 

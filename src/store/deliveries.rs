@@ -216,23 +216,28 @@ pub struct Unpublished {
     pub request_id: Option<String>,
 }
 
-/// Locks up to `limit` queued deliveries that were never published. `SKIP LOCKED`
-/// lets any number of relays (one per process) share the outbox.
-pub async fn lock_unpublished(conn: &mut PgConnection, limit: i64) -> Result<Vec<Unpublished>, sqlx::Error> {
+/// Takes up to `limit` queued deliveries that were never published, marking
+/// them published in the caller's transaction: the caller publishes them before
+/// it commits, and hands back with [`unmark_published`] those the broker did not
+/// confirm. One write per row (a lock, then an update, would be two). `SKIP
+/// LOCKED` lets any number of relays (one per process) share the outbox.
+pub async fn take_unpublished(conn: &mut PgConnection, limit: i64) -> Result<Vec<Unpublished>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, channel, lane, attempts, request_id FROM deliveries
-         WHERE published_at IS NULL AND status = 'queued'
-         ORDER BY created_at
-         LIMIT $1
-         FOR UPDATE SKIP LOCKED",
+        "UPDATE deliveries SET published_at = now()
+         WHERE id IN (SELECT id FROM deliveries
+                      WHERE published_at IS NULL AND status = 'queued'
+                      ORDER BY created_at
+                      LIMIT $1
+                      FOR UPDATE SKIP LOCKED)
+         RETURNING id, channel, lane, attempts, request_id",
     )
     .bind(limit)
     .fetch_all(conn)
     .await
 }
 
-pub async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE deliveries SET published_at = now() WHERE id = ANY($1)").bind(ids).execute(conn).await?;
+pub async fn unmark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE deliveries SET published_at = NULL WHERE id = ANY($1)").bind(ids).execute(conn).await?;
     Ok(())
 }
 

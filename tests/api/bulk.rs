@@ -423,3 +423,60 @@ async fn a_producer_request_naming_a_token_acts_with_that_tokens_scope() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smtp.mails_to("carl@example.com").len(), 2, "the other tenant's token re-invited nobody");
 }
+
+#[actix_web::test]
+async fn the_same_user_requested_three_times_at_once_gets_three_codes_one_after_another() {
+    // Arrange: a user with a mailed code.
+    let smtp = SmtpServer::start().await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
+    let org = app.create_org().await;
+    let dana = app.create_user(&org, Some("dana@example.com"), None).await;
+    send_codes(&app, std::slice::from_ref(&dana)).await;
+    smtp.wait_for("dana@example.com", 1, WAIT).await;
+    let conn = amqp().await;
+    let exchange = app.settings.amqp.prefix.clone();
+    let request = json!({"v": 1, "userId": dana}).to_string().into_bytes();
+
+    // Act: three requests for her at once (resent together, they share a batch).
+    for _ in 0..3 {
+        publish(&conn, &exchange, "resend.request", "resend-request.v1", &request).await;
+    }
+
+    // Assert: three new codes, each its own event, issued one after the other.
+    eventually("three new codes", WAIT, || async {
+        let added = app.event_types(&dana).await.iter().filter(|t| *t == "invite.code.added").count();
+        (added == 4).then_some(())
+    })
+    .await;
+    let sequences: Vec<i64> = sqlx::query_scalar(
+        "SELECT sequence FROM events WHERE aggregate_id = $1 AND type = 'invite.code.added' ORDER BY sequence",
+    )
+    .bind(&dana)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(sequences.windows(2).all(|w| w[0] < w[1]), "{sequences:?}");
+    // Each older code's delivery was sent before the next code or superseded by
+    // it; the newest is sent, and its mail's code verifies.
+    let newest: (i64, String) = eventually("the newest delivery sent", WAIT, || async {
+        let row: (i64, String) = sqlx::query_as(
+            "SELECT id, status FROM deliveries WHERE user_id = $1 ORDER BY code_event_sequence DESC LIMIT 1",
+        )
+        .bind(&dana)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        (row.1 == "sent").then_some(row)
+    })
+    .await;
+    let statuses: Vec<String> = app.deliveries(&dana).await.into_iter().map(|d| d.status).collect();
+    assert_eq!(statuses.len(), 4, "{statuses:?}");
+    assert!(statuses.iter().all(|s| s == "sent" || s == "superseded"), "{statuses:?}");
+    let sent = statuses.iter().filter(|s| *s == "sent").count();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mails = smtp.mails_to("dana@example.com");
+    assert_eq!(mails.len(), sent, "one mail per sent delivery");
+    let mail =
+        mails.iter().find(|m| m.raw.contains(&format!("<{}.invite@", newest.0))).expect("the newest code's mail");
+    ok_json(app.verify(&dana, &mail.code_from_link()).await).await;
+}
