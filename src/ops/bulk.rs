@@ -28,15 +28,24 @@ use crate::store::{self, bulk::JobRow};
 pub const MESSAGE_TYPE: &str = "resend-request.v1";
 /// At most this many ids in one `userIds` job.
 pub const MAX_IDS: usize = 10_000;
-/// Requests published per confirmed batch.
+/// Users read and published per confirmed batch.
 const PUBLISH_BATCH: usize = 1_000;
+/// Users per message a job publishes: one message per user made the broker's work
+/// (and the publisher's) a third of the machine at bulk rates.
+const USERS_PER_MESSAGE: usize = 100;
+/// Most users one `resend-request.v1` may name in `userIds`.
+pub const MAX_USERS_PER_MESSAGE: usize = 1_000;
 
-/// `resend-request.v1`, the message any producer may publish.
+/// `resend-request.v1`, the message any producer may publish: one user
+/// (`userId`) or several (`userIds`, each resent as its own request).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResendRequest {
     pub v: u8,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub user_id: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_ids: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
     /// The id of the token the request acts for (producers outside herald).
@@ -49,6 +58,28 @@ pub struct ResendRequest {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+impl ResendRequest {
+    /// The users it names, or why it names none (or too many).
+    fn users(&self) -> Result<Vec<String>, String> {
+        match (self.user_id.is_empty(), self.user_ids.is_empty()) {
+            (false, true) => Ok(vec![self.user_id.clone()]),
+            (true, false) if self.user_ids.len() <= MAX_USERS_PER_MESSAGE => Ok(self.user_ids.clone()),
+            (true, false) => Err(format!("userIds holds more than {MAX_USERS_PER_MESSAGE} ids")),
+            _ => Err("exactly one of userId and userIds is required".into()),
+        }
+    }
+
+    /// The same request for `users` only (what is left to retry).
+    fn for_users(&self, mut users: Vec<String>) -> Self {
+        let (user_id, user_ids) = if users.len() == 1 && self.user_ids.is_empty() {
+            (users.remove(0), vec![])
+        } else {
+            (String::new(), users)
+        };
+        ResendRequest { user_id, user_ids, ..self.clone() }
+    }
 }
 
 /// Which users a job re-invites.
@@ -178,15 +209,16 @@ impl BulkService {
             return Ok(0);
         }
         let messages = users
-            .iter()
-            .map(|u| Outgoing {
+            .chunks(USERS_PER_MESSAGE)
+            .map(|chunk| Outgoing {
                 exchange: self.exchange.clone(),
                 routing_key: KEY_RESEND.into(),
                 cc: vec![],
                 kind: MESSAGE_TYPE.into(),
                 body: serde_json::to_vec(&ResendRequest {
                     v: 1,
-                    user_id: u.clone(),
+                    user_id: String::new(),
+                    user_ids: chunk.to_vec(),
                     job_id: Some(job_id.to_string()),
                     requested_by: None,
                     attempt: 0,
@@ -361,12 +393,20 @@ impl RequestHandler {
                 return Disposition::Dead { reason: format!("unparsable resend request: {e}") };
             }
         };
-        let span = tracing::info_span!("resend_request", user_id = %req.user_id, job_id = ?req.job_id);
+        let users = match req.users() {
+            Ok(users) => users,
+            Err(reason) => {
+                tracing::warn!(%reason, "resend request names no user; parking it in the dead queue");
+                return Disposition::Dead { reason: format!("unparsable resend request: {reason}") };
+            }
+        };
+        let span =
+            tracing::info_span!("resend_request", users = users.len(), first_user = %users[0], job_id = ?req.job_id);
         let request_id = msg.headers.get("x-request-id").cloned();
-        self.run(req, request_id).instrument(span).await
+        self.run(req, users, request_id).instrument(span).await
     }
 
-    async fn run(&self, req: ResendRequest, request_id: Option<String>) -> Disposition {
+    async fn run(&self, req: ResendRequest, users: Vec<String>, request_id: Option<String>) -> Disposition {
         let (principal, org_id) = match self.principal_for(&req).await {
             Ok(Some(p)) => p,
             Ok(None) => {
@@ -377,21 +417,34 @@ impl RequestHandler {
             Err(e) => return self.retry(req, &e),
         };
         let ctx = IssueContext { request_id, job_id: req.job_id.clone(), bulk: true, org_id };
-        let request = invite::ResendRequest { caller: principal, user_id: req.user_id.clone(), ctx };
-        match self.resend(request).await {
-            Ok(_) => {
-                self.metrics.bulk_request("succeeded");
-                Disposition::Ack
+        // Every user of the message is its own resend; the batcher gathers them
+        // (with those of other messages) into shared transactions.
+        let outcomes = futures_util::future::join_all(users.iter().map(|user_id| {
+            self.resend(invite::ResendRequest { caller: principal.clone(), user_id: user_id.clone(), ctx: ctx.clone() })
+        }))
+        .await;
+        let mut again = Vec::new();
+        let mut cause = None;
+        for (user_id, outcome) in users.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(_) => self.metrics.bulk_request("succeeded"),
+                Err(e) if e.id == ids::BULK_DONE => {}
+                Err(e) if e.is_transient() => {
+                    again.push(user_id);
+                    cause = Some(e);
+                }
+                Err(e) => {
+                    // A failed check: counted under its id (a job's result was
+                    // recorded with the resend's transaction), never retried.
+                    tracing::info!(%user_id, id = %e.id, "resend request refused");
+                    self.metrics.bulk_request(&e.id);
+                }
             }
-            Err(e) if e.id == ids::BULK_DONE => Disposition::Ack,
-            Err(e) if e.is_transient() => self.retry(req, &e),
-            Err(e) => {
-                // A failed check: counted under its id (a job's result was recorded
-                // with the resend's transaction), never retried.
-                tracing::info!(id = %e.id, "resend request refused");
-                self.metrics.bulk_request(&e.id);
-                Disposition::Ack
-            }
+        }
+        match cause {
+            // Only the users that failed transiently are tried again.
+            Some(e) => self.retry(req.for_users(again), &e),
+            None => Disposition::Ack,
         }
     }
 
@@ -437,5 +490,42 @@ impl Handler<Incoming> for BulkWorker {
     fn handle(&mut self, msg: Incoming, _ctx: &mut Self::Context) -> Self::Result {
         let handler = self.handler.clone();
         Box::pin(async move { handler.handle(msg).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> ResendRequest {
+        serde_json::from_str(body).unwrap()
+    }
+
+    #[test]
+    fn a_request_names_one_user_or_several_never_both_nor_none() {
+        assert_eq!(parse(r#"{"v":1,"userId":"1"}"#).users().unwrap(), ["1"]);
+        assert_eq!(parse(r#"{"v":1,"userIds":["1","2"]}"#).users().unwrap(), ["1", "2"]);
+        assert!(parse(r#"{"v":1,"userId":"1","userIds":["2"]}"#).users().is_err());
+        assert!(parse(r#"{"v":1}"#).users().is_err());
+        let too_many: Vec<String> = (0..=MAX_USERS_PER_MESSAGE).map(|i| i.to_string()).collect();
+        assert!(parse(&json_of(&too_many)).users().is_err());
+    }
+
+    fn json_of(ids: &[String]) -> String {
+        serde_json::json!({"v": 1, "userIds": ids}).to_string()
+    }
+
+    #[test]
+    fn a_retry_names_only_the_users_left_in_the_form_they_came_in() {
+        let one = parse(r#"{"v":1,"userId":"1","jobId":"j"}"#);
+        assert_eq!(
+            serde_json::to_string(&one.for_users(vec!["1".into()])).unwrap(),
+            r#"{"v":1,"userId":"1","jobId":"j"}"#
+        );
+        let several = parse(r#"{"v":1,"userIds":["1","2","3"],"jobId":"j"}"#);
+        assert_eq!(
+            serde_json::to_string(&several.for_users(vec!["2".into()])).unwrap(),
+            r#"{"v":1,"userIds":["2"],"jobId":"j"}"#
+        );
     }
 }

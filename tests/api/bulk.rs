@@ -480,3 +480,51 @@ async fn the_same_user_requested_three_times_at_once_gets_three_codes_one_after_
         mails.iter().find(|m| m.raw.contains(&format!("<{}.invite@", newest.0))).expect("the newest code's mail");
     ok_json(app.verify(&dana, &mail.code_from_link()).await).await;
 }
+
+#[actix_web::test]
+async fn a_producer_message_may_name_several_users_and_must_name_some() {
+    // Arrange: two users with mailed codes.
+    let smtp = SmtpServer::start().await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
+    let org = app.create_org().await;
+    let ada = app.create_user(&org, Some("ada@example.com"), None).await;
+    let bob = app.create_user(&org, Some("bob@example.com"), None).await;
+    send_codes(&app, &[ada.clone(), bob.clone()]).await;
+    smtp.wait_for("ada@example.com", 1, WAIT).await;
+    smtp.wait_for("bob@example.com", 1, WAIT).await;
+    let conn = amqp().await;
+    let exchange = app.settings.amqp.prefix.clone();
+
+    // Act: one message for both (and an id nobody has), then two that name nobody
+    // usable: both fields at once, and neither.
+    let several = json!({"v": 1, "userIds": [ada, "404404404404404404", bob]}).to_string();
+    publish(&conn, &exchange, "resend.request", "resend-request.v1", several.as_bytes()).await;
+    let both = json!({"v": 1, "userId": ada, "userIds": [bob]}).to_string();
+    publish(&conn, &exchange, "resend.request", "resend-request.v1", both.as_bytes()).await;
+    publish(&conn, &exchange, "resend.request", "resend-request.v1", br#"{"v": 1}"#).await;
+
+    // Assert: Ada and Bob each get one new code that verifies.
+    for (user, address) in [(&ada, "ada@example.com"), (&bob, "bob@example.com")] {
+        let mails = smtp.wait_for(address, 2, WAIT).await;
+        assert_ne!(mails[1].code_from_link(), mails[0].code_from_link());
+        ok_json(app.verify(user, &mails[1].code_from_link()).await).await;
+    }
+    // The two that name nobody usable are parked with the reason.
+    let dead_queue = format!("{exchange}.dead");
+    let deadline = Instant::now() + WAIT;
+    let mut parked = drain_queue(&conn, &dead_queue).await;
+    while parked.len() < 2 {
+        assert!(Instant::now() < deadline, "{} of 2 reached {dead_queue}", parked.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        parked.extend(drain_queue(&conn, &dead_queue).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    parked.extend(drain_queue(&conn, &dead_queue).await);
+    assert_eq!(parked.len(), 2, "{parked:?}");
+    for p in &parked {
+        let reason = p.headers.get("x-herald-reason").expect("an x-herald-reason header");
+        assert!(reason.contains("exactly one of userId and userIds"), "{reason}");
+    }
+    assert_eq!(smtp.mails_to("ada@example.com").len(), 2, "the parked requests resent nobody");
+    assert_eq!(smtp.mails_to("bob@example.com").len(), 2, "the parked requests resent nobody");
+}
