@@ -79,10 +79,33 @@ async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) 
     if rows.is_empty() {
         return Ok(0);
     }
-    let messages = rows
-        .iter()
-        .map(|r| super::outgoing(exchange, r.id, &r.channel, &r.lane, r.attempts as u32 + 1, r.request_id.as_deref()))
-        .collect();
+    // Transactional deliveries one per message (each on its own, at once); bulk
+    // ones up to IDS_PER_MESSAGE per message of their channel.
+    let mut messages = Vec::new();
+    let mut members: Vec<Vec<usize>> = Vec::new();
+    let mut bulk: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        if r.lane == "bulk" {
+            bulk.entry(r.channel.as_str()).or_default().push(i);
+        } else {
+            messages.push(super::outgoing(
+                exchange,
+                r.id,
+                &r.channel,
+                &r.lane,
+                r.attempts as u32 + 1,
+                r.request_id.as_deref(),
+            ));
+            members.push(vec![i]);
+        }
+    }
+    for (channel, indexes) in bulk {
+        for chunk in indexes.chunks(super::IDS_PER_MESSAGE) {
+            let ids: Vec<i64> = chunk.iter().map(|&i| rows[i].id).collect();
+            messages.push(super::outgoing_many(exchange, &ids, channel, rows[chunk[0]].request_id.as_deref()));
+            members.push(chunk.to_vec());
+        }
+    }
     let results = publisher.send(Publish(messages)).await?;
     let unconfirmed: Vec<i64> = rows.iter().zip(&results).filter(|(_, r)| r.is_err()).map(|(row, _)| row.id).collect();
     if !unconfirmed.is_empty() {
@@ -92,7 +115,7 @@ async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) 
     let failed = unconfirmed.len();
     tracing::debug!(published = rows.len() - failed, failed, "outbox relay swept");
     if let Some(Err(e)) = results.into_iter().find(|r| r.is_err()) {
-        anyhow::bail!("{failed} of {} not confirmed: {e}", rows.len());
+        anyhow::bail!("{failed} of {} deliveries not confirmed: {e}", rows.len());
     }
     Ok(rows.len())
 }

@@ -45,6 +45,10 @@ pub enum Disposition {
     Dead { reason: String },
     /// Could not even be looked at now (shutting down): back to the queue.
     Requeue,
+    /// A message that carried several items: each item's own disposition, with the
+    /// body of a message for that item alone (what a `Dead` item parks). Acked once
+    /// every item's retry or dead letter is published; any `Requeue` requeues all.
+    Each(Vec<(Vec<u8>, Disposition)>),
 }
 
 /// Request: stop taking messages and wait (up to the grace period) for the ones
@@ -211,38 +215,14 @@ impl StreamHandler<Result<Delivery, lapin::Error>> for QueueConsumer {
             let headers = incoming.headers.clone();
             let disposition = handler.send(incoming).await.unwrap_or(Disposition::Requeue);
             let acker = &delivery.acker;
-            let settled = match disposition {
-                Disposition::Ack => acker.ack(BasicAckOptions::default()).await.map(|_| ()),
-                Disposition::Requeue => {
-                    acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.map(|_| ())
-                }
-                Disposition::Retry { delay, body } => {
-                    let msg = Outgoing {
-                        exchange: topology.retry_exchange(),
-                        routing_key: Topology::delay_label(delay),
-                        cc: vec![home_key],
-                        kind,
-                        body,
-                        headers,
-                        message_id: None,
-                    };
-                    forward(&publisher, acker, msg).await
-                }
-                Disposition::Dead { reason } => {
-                    let mut headers = headers;
-                    headers.insert("x-herald-reason".into(), reason);
-                    headers.insert("x-herald-from".into(), home_key);
-                    let msg = Outgoing {
-                        exchange: topology.exchange(),
-                        routing_key: KEY_DEAD.into(),
-                        cc: vec![],
-                        kind,
-                        body: delivery.data.clone(),
-                        headers,
-                        message_id: None,
-                    };
-                    forward(&publisher, acker, msg).await
-                }
+            let mut out = Vec::new();
+            let parking = Parking { kind: &kind, headers: &headers, home_key: &home_key, topology: &topology };
+            let settled = if !parking.collect(disposition, &delivery.data, &mut out) {
+                acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.map(|_| ())
+            } else if out.is_empty() {
+                acker.ack(BasicAckOptions::default()).await.map(|_| ())
+            } else {
+                forward(&publisher, acker, out).await
             };
             if let Err(e) = settled {
                 // The channel is gone; the broker redelivers what was not acked.
@@ -268,14 +248,69 @@ impl StreamHandler<Result<Delivery, lapin::Error>> for QueueConsumer {
     }
 }
 
-/// Publishes `msg` (a retry or a dead letter), then acks the original; if the
+/// Where a handled message's retries and dead letters go.
+struct Parking<'a> {
+    kind: &'a str,
+    headers: &'a BTreeMap<String, String>,
+    home_key: &'a str,
+    topology: &'a Topology,
+}
+
+impl Parking<'_> {
+    /// Adds what `disposition` publishes to `out`; `false` when the original must
+    /// go back to the queue instead.
+    fn collect(&self, disposition: Disposition, original: &[u8], out: &mut Vec<Outgoing>) -> bool {
+        match disposition {
+            Disposition::Ack => true,
+            Disposition::Requeue => false,
+            Disposition::Retry { delay, body } => {
+                out.push(Outgoing {
+                    exchange: self.topology.retry_exchange(),
+                    routing_key: Topology::delay_label(delay),
+                    cc: vec![self.home_key.to_string()],
+                    kind: self.kind.to_string(),
+                    body,
+                    headers: self.headers.clone(),
+                    message_id: None,
+                });
+                true
+            }
+            Disposition::Dead { reason } => {
+                let mut headers = self.headers.clone();
+                headers.insert("x-herald-reason".into(), reason);
+                headers.insert("x-herald-from".into(), self.home_key.to_string());
+                out.push(Outgoing {
+                    exchange: self.topology.exchange(),
+                    routing_key: KEY_DEAD.into(),
+                    cc: vec![],
+                    kind: self.kind.to_string(),
+                    body: original.to_vec(),
+                    headers,
+                    message_id: None,
+                });
+                true
+            }
+            Disposition::Each(items) => items.into_iter().all(|(body, d)| self.collect(d, &body, out)),
+        }
+    }
+}
+
+/// Publishes `messages` (retries and dead letters), then acks the original; if a
 /// publish fails the original goes back to the queue, so nothing is lost.
-async fn forward(publisher: &Addr<Publisher>, acker: &lapin::Acker, msg: Outgoing) -> Result<(), lapin::Error> {
-    let published = publisher.send(Publish(vec![msg])).await.ok().and_then(|mut r| r.pop());
+async fn forward(
+    publisher: &Addr<Publisher>,
+    acker: &lapin::Acker,
+    messages: Vec<Outgoing>,
+) -> Result<(), lapin::Error> {
+    let published = publisher.send(Publish(messages)).await;
     match published {
-        Some(Ok(())) => acker.ack(BasicAckOptions::default()).await.map(|_| ()),
+        Ok(results) if results.iter().all(Result::is_ok) => acker.ack(BasicAckOptions::default()).await.map(|_| ()),
         other => {
-            tracing::warn!(error = ?other.map(|r| r.err().map(|e| e.to_string())), "could not park a message; requeueing it");
+            let error = match other {
+                Ok(results) => results.into_iter().find_map(Result::err).map(|e| e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            tracing::warn!(?error, "could not park a message; requeueing it");
             acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.map(|_| ())
         }
     }

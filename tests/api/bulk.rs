@@ -528,3 +528,66 @@ async fn a_producer_message_may_name_several_users_and_must_name_some() {
     assert_eq!(smtp.mails_to("ada@example.com").len(), 2, "the parked requests resent nobody");
     assert_eq!(smtp.mails_to("bob@example.com").len(), 2, "the parked requests resent nobody");
 }
+
+#[actix_web::test]
+async fn bulk_deliveries_that_share_a_message_are_retried_and_parked_one_by_one() {
+    // Arrange: three users with mailed codes; then the SMTP server starts refusing
+    // Ada for good and Bob once.
+    let smtp = SmtpServer::start().await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
+    let org = app.create_org().await;
+    let ada = app.create_user(&org, Some("ada@example.com"), None).await;
+    let bob = app.create_user(&org, Some("bob@example.com"), None).await;
+    let cy = app.create_user(&org, Some("cy@example.com"), None).await;
+    send_codes(&app, &[ada.clone(), bob.clone(), cy.clone()]).await;
+    for address in ["ada@example.com", "bob@example.com", "cy@example.com"] {
+        smtp.wait_for(address, 1, WAIT).await;
+    }
+    smtp.refuse("ada@example.com", "550 5.1.1 No such user", None);
+    smtp.refuse("bob@example.com", "421 4.3.2 Try again later", Some(1));
+
+    // Act: one job for the three (their deliveries travel in one message).
+    let (job_id, _) = start_job(&app, &json!({"orgId": org, "userIds": [ada, bob, cy]})).await;
+
+    // Assert: Cy is mailed at once, Bob on his second attempt, Ada is dead, and the
+    // dead queue holds a message for Ada's delivery alone.
+    smtp.wait_for("cy@example.com", 2, WAIT).await;
+    smtp.wait_for("bob@example.com", 2, WAIT).await;
+    let ada_delivery: i64 = eventually("Ada's delivery dead", WAIT, || async {
+        sqlx::query_scalar("SELECT id FROM deliveries WHERE job_id = $1 AND user_id = $2 AND status = 'dead'")
+            .bind(&job_id)
+            .bind(&ada)
+            .fetch_optional(&app.pool)
+            .await
+            .unwrap()
+    })
+    .await;
+    let attempts: Vec<(String, i32)> = sqlx::query_as(
+        "SELECT user_id, attempts FROM deliveries WHERE job_id = $1 AND status = 'sent' ORDER BY user_id",
+    )
+    .bind(&job_id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let mut expected = vec![(bob.clone(), 2), (cy.clone(), 1)];
+    expected.sort();
+    assert_eq!(attempts, expected);
+    let conn = amqp().await;
+    let dead_queue = format!("{}.dead", app.settings.amqp.prefix);
+    let deadline = Instant::now() + WAIT;
+    let mut parked = drain_queue(&conn, &dead_queue).await;
+    while parked.is_empty() {
+        assert!(Instant::now() < deadline, "nothing reached {dead_queue}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        parked = drain_queue(&conn, &dead_queue).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    parked.extend(drain_queue(&conn, &dead_queue).await);
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    let body: Value = serde_json::from_slice(&parked[0].body).unwrap();
+    assert_eq!(body["deliveryId"], json!(ada_delivery.to_string()), "{body}");
+    assert!(body.get("deliveryIds").is_none(), "{body}");
+    let reason = parked[0].headers.get("x-herald-reason").expect("an x-herald-reason header");
+    assert!(reason.contains("550"), "{reason}");
+    assert_eq!(smtp.mails_to("ada@example.com").len(), 1, "Ada's bulk mail was never accepted");
+}
