@@ -214,8 +214,20 @@ impl Pipeline {
         let records = Batcher::start(BATCH_MAX, BATCH_CONCURRENCY, move |records: Vec<AttemptRecord>| {
             let pool = pool.clone();
             async move {
-                let result = store::deliveries::record_attempts(&pool, &records).await.map_err(|e| e.to_string());
-                vec![result; records.len()]
+                match store::deliveries::record_attempts(&pool, &records).await {
+                    Ok(()) => vec![Ok(()); records.len()],
+                    // One failed statement must not leave a whole batch of sent
+                    // deliveries to be sent again: record each on its own.
+                    Err(e) => {
+                        tracing::warn!(error = %e, n = records.len(), "recording a batch failed; recording one by one");
+                        let mut results = Vec::with_capacity(records.len());
+                        for r in records {
+                            let one = store::deliveries::record_attempts(&pool, std::slice::from_ref(&r)).await;
+                            results.push(one.map_err(|e| e.to_string()));
+                        }
+                        results
+                    }
+                }
             }
         });
         let in_flight = Arc::new(tokio::sync::Semaphore::new(DELIVERIES_IN_FLIGHT));

@@ -107,7 +107,7 @@ async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) 
         }
     }
     let results = publisher.send(Publish(messages)).await?;
-    let unconfirmed: Vec<i64> = rows.iter().zip(&results).filter(|(_, r)| r.is_err()).map(|(row, _)| row.id).collect();
+    let unconfirmed: Vec<i64> = unconfirmed(&members, &results).into_iter().map(|i| rows[i].id).collect();
     if !unconfirmed.is_empty() {
         store::deliveries::unmark_published(&mut tx, &unconfirmed).await?;
     }
@@ -118,6 +118,12 @@ async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) 
         anyhow::bail!("{failed} of {} deliveries not confirmed: {e}", rows.len());
     }
     Ok(rows.len())
+}
+
+/// The rows whose message the broker did not confirm: `members[m]` lists the
+/// rows message `m` carried, `results[m]` is its confirm.
+fn unconfirmed<T, E>(members: &[Vec<usize>], results: &[Result<T, E>]) -> Vec<usize> {
+    members.iter().zip(results).filter(|(_, r)| r.is_err()).flat_map(|(m, _)| m.iter().copied()).collect()
 }
 
 impl Actor for OutboxRelay {
@@ -140,5 +146,20 @@ impl Handler<Kick> for OutboxRelay {
 
     fn handle(&mut self, _: Kick, ctx: &mut Self::Context) {
         self.sweep(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_of_an_unconfirmed_message_is_handed_back_and_only_those() {
+        // Three messages: a transactional one (row 4), then bulk ones of rows 0–1 and 2–3.
+        let members = vec![vec![4], vec![0, 1], vec![2, 3]];
+        let results: Vec<Result<(), ()>> = vec![Ok(()), Ok(()), Err(())];
+        assert_eq!(unconfirmed(&members, &results), vec![2, 3]);
+        let results: Vec<Result<(), ()>> = vec![Err(()), Ok(()), Ok(())];
+        assert_eq!(unconfirmed(&members, &results), vec![4]);
     }
 }

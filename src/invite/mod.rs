@@ -160,8 +160,10 @@ impl InviteService {
     /// Bulk resends: one transaction for the whole batch (a few statements
     /// however many users), each request checked exactly as [`Self::resend`]
     /// checks it. Answers per request, in order. A refused request of a bulk job is
-    /// recorded as the job's result in the same transaction. The outer error is a
-    /// failure of the whole batch (the database), after which nothing was written.
+    /// recorded as the job's result in the same transaction. A user named twice is
+    /// resent in a second transaction; when a transaction fails (the database),
+    /// its requests and the later ones are answered with a transient error, and
+    /// nothing of theirs was written.
     #[tracing::instrument(skip_all, fields(requests = requests.len()))]
     pub async fn resend_many(&self, requests: &[ResendRequest]) -> Result<Vec<Result<Issued, Error>>, Error> {
         let items: Vec<IssueItem<'_>> = requests
@@ -182,7 +184,16 @@ impl InviteService {
             let mut seen = std::collections::HashSet::new();
             let (round, later): (Vec<usize>, Vec<usize>) =
                 pending.into_iter().partition(|&i| seen.insert(items[i].user_id));
-            self.issue_round(&items, &round, &mut results).await?;
+            if let Err(e) = self.issue_round(&items, &round, &mut results).await {
+                // This round wrote nothing; earlier rounds committed and keep their
+                // answers. This round's requests and those still waiting fail
+                // alike (transiently: the database).
+                let cause = e.source.as_ref().map(|s| format!("{s:#}")).unwrap_or_else(|| e.message());
+                for i in round.into_iter().chain(later) {
+                    results[i] = Some(Err(Error::unavailable(anyhow::anyhow!("{cause}"))));
+                }
+                break;
+            }
             pending = later;
         }
         Ok(results
@@ -213,54 +224,64 @@ impl InviteService {
         round: &[usize],
         results: &mut [Option<Result<Issued, Error>>],
     ) -> Result<(), Error> {
+        // A refusal of a bulk job's request is the job's result for that user;
+        // a transient error is not (the request is retried).
+        let mut failures: Vec<(&str, &str, String)> = Vec::new();
+        let mut refuse = |i: usize, e: Error, results: &mut [Option<Result<Issued, Error>>]| {
+            let item = &items[i];
+            if let (Some(job), false) = (&item.ctx.job_id, e.id == ids::BULK_DONE || e.is_transient()) {
+                failures.push((job.as_str(), item.user_id, e.id.to_string()));
+            }
+            results[i] = Some(Err(e));
+        };
         let mut valid = Vec::with_capacity(round.len());
         for &i in round {
             match parse_user_id(items[i].user_id) {
                 Ok(_) => valid.push(i),
-                Err(e) => results[i] = Some(Err(e)),
+                Err(e) => refuse(i, e, results),
             }
         }
-        if valid.is_empty() {
-            return Ok(());
-        }
         let window = chrono::Duration::hours(1);
-        let mut tx = self.pool.begin().await?;
-        let ids: Vec<&str> = valid.iter().map(|&i| items[i].user_id).collect();
-        let mut users: HashMap<String, UserWithOrg> =
-            store::users::lock_many(&mut tx, &ids).await?.into_iter().map(|u| (u.user.id.clone(), u)).collect();
-        let keys: Vec<(&str, Option<&str>)> =
-            valid.iter().map(|&i| (items[i].user_id, items[i].ctx.job_id.as_deref())).collect();
-        let mut states: HashMap<String, IssueState> = store::invites::issue_states(&mut tx, &keys, Utc::now() - window)
-            .await?
-            .into_iter()
-            .map(|s| (s.for_user.clone(), s))
-            .collect();
-
         let mut writes = Vec::new();
         let mut planned = Vec::new();
-        let mut failures = Vec::new();
-        for &i in &valid {
-            let item = &items[i];
-            let user = users.remove(item.user_id);
-            let state = states.remove(item.user_id);
-            match self.plan(item, user, state, window) {
-                Ok(plan) => {
-                    writes.push(plan.write);
-                    planned.push((i, plan.code, plan.org_id));
-                }
-                Err(e) => {
-                    if let (Some(job), false) = (&item.ctx.job_id, e.id == ids::BULK_DONE) {
-                        failures.push((job.as_str(), item.user_id, e.id.to_string()));
+        let mut tx = None;
+        if !valid.is_empty() {
+            let tx = tx.insert(self.pool.begin().await?);
+            let ids: Vec<&str> = valid.iter().map(|&i| items[i].user_id).collect();
+            let mut users: HashMap<String, UserWithOrg> =
+                store::users::lock_many(tx, &ids).await?.into_iter().map(|u| (u.user.id.clone(), u)).collect();
+            let keys: Vec<(&str, Option<&str>)> =
+                valid.iter().map(|&i| (items[i].user_id, items[i].ctx.job_id.as_deref())).collect();
+            let mut states: HashMap<String, IssueState> = store::invites::issue_states(tx, &keys, Utc::now() - window)
+                .await?
+                .into_iter()
+                .map(|s| (s.for_user.clone(), s))
+                .collect();
+            for &i in &valid {
+                let item = &items[i];
+                let user = users.remove(item.user_id);
+                let state = states.remove(item.user_id);
+                match self.plan(item, user, state, window) {
+                    Ok(plan) => {
+                        writes.push(plan.write);
+                        planned.push((i, plan.code, plan.org_id));
                     }
-                    results[i] = Some(Err(e));
+                    Err(e) => refuse(i, e, results),
                 }
             }
         }
         if writes.is_empty() && failures.is_empty() {
             return Ok(());
         }
-        let sequences: HashMap<String, i64> =
-            store::invites::write_issues(&mut tx, &writes).await?.into_iter().collect();
+        let mut tx = match tx {
+            Some(tx) => tx,
+            None => self.pool.begin().await?,
+        };
+        let sequences: HashMap<String, i64> = if writes.is_empty() {
+            HashMap::new()
+        } else {
+            store::invites::write_issues(&mut tx, &writes).await?.into_iter().collect()
+        };
         if !failures.is_empty() {
             let rows: Vec<(&str, &str, &str)> = failures.iter().map(|(j, u, e)| (*j, *u, e.as_str())).collect();
             store::bulk::record_failures(&mut tx, &rows).await?;

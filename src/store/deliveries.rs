@@ -182,6 +182,9 @@ pub async fn record_attempts(pool: &sqlx::PgPool, records: &[AttemptRecord]) -> 
                                   $7::text[], $8::timestamptz[], $9::text[])
                  AS r(delivery_id, attempt, started_at, outcome, error, duration_ms, status, next_attempt_at,
                       provider_message_id)
+         ), locked AS (
+             -- In id order, as claims lock them, so the two never deadlock.
+             SELECT id FROM deliveries WHERE id IN (SELECT delivery_id FROM r) ORDER BY id FOR UPDATE
          ), attempt AS (
              INSERT INTO delivery_attempts (delivery_id, attempt, started_at, outcome, error, duration_ms)
              SELECT delivery_id, attempt, started_at, outcome, error, duration_ms FROM r
@@ -190,7 +193,7 @@ pub async fn record_attempts(pool: &sqlx::PgPool, records: &[AttemptRecord]) -> 
                 next_attempt_at = r.next_attempt_at, lease_until = NULL, updated_at = now(),
                 sent_at = CASE WHEN r.status = 'sent' THEN now() ELSE d.sent_at END,
                 provider_message_id = COALESCE(r.provider_message_id, d.provider_message_id)
-         FROM r WHERE d.id = r.delivery_id",
+         FROM r JOIN locked l ON l.id = r.delivery_id WHERE d.id = r.delivery_id",
     )
     .bind(records.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
     .bind(records.iter().map(|r| r.attempt).collect::<Vec<_>>())

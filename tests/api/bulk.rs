@@ -591,3 +591,26 @@ async fn bulk_deliveries_that_share_a_message_are_retried_and_parked_one_by_one(
     assert!(reason.contains("550"), "{reason}");
     assert_eq!(smtp.mails_to("ada@example.com").len(), 1, "Ada's bulk mail was never accepted");
 }
+
+#[actix_web::test]
+async fn a_job_counts_a_blank_or_oversized_id_as_refused_and_finishes() {
+    // Arrange: one user with a mailed code.
+    let smtp = SmtpServer::start().await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
+    let org = app.create_org().await;
+    let good = app.create_user(&org, Some("good@example.com"), None).await;
+    send_codes(&app, std::slice::from_ref(&good)).await;
+    smtp.wait_for("good@example.com", 1, WAIT).await;
+
+    // Act: ids that cannot be user ids, next to a good one.
+    let ids = json!([" ", "x".repeat(201), good]);
+    let (job_id, total) = start_job(&app, &json!({"orgId": org, "userIds": ids})).await;
+
+    // Assert: all three are counted, the two bad ones under check 1's id, and the
+    // job finishes.
+    assert_eq!(total, 3);
+    let status = finished_job(&app, &job_id, WAIT).await;
+    assert_eq!((&status["done"], &status["succeeded"]), (&json!(3), &json!(1)), "{status}");
+    assert_eq!(status["failed"], json!({"COMMAND-4jio3": 2}), "{status}");
+    smtp.wait_for("good@example.com", 2, WAIT).await;
+}
