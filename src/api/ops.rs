@@ -46,7 +46,7 @@ impl Call<'_> {
     pub async fn resend_invite_code(&self, user_id: &str) -> Result<DetailsOnly, Error> {
         parse_user_id(user_id)?;
         let caller = self.state.auth.authenticate(self.authorization).await?;
-        let issued = self.state.invites.resend(&caller, user_id, &self.context()).await?;
+        let issued = self.state.invites.resend_grouped(&caller, user_id, &self.context()).await?;
         Ok(DetailsOnly { details: (&issued.details).into() })
     }
 

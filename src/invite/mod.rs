@@ -14,6 +14,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::auth::Principal;
+use crate::batch::Batcher;
 use crate::directory::user_not_found;
 use crate::domain::{
     ids, now_ms, parse_display_text, parse_user_id, Channel, CodeCipher, Details, Error, IdGenerator, InviteCode, Kind,
@@ -23,6 +24,13 @@ use crate::store::{self, invites::IssueState, users::UserWithOrg, Tx};
 
 /// The template every invite delivery renders.
 pub const INVITE_TEMPLATE: &str = "invite_user";
+/// Resends gathered for [`InviteService::resend_many`].
+type ResendBatcher = Batcher<ResendRequest, Result<Issued, Error>>;
+
+/// Most HTTP resends grouped into one transaction, and how many such
+/// transactions one worker thread runs at once.
+const GROUP_MAX: usize = 64;
+const GROUP_CONCURRENCY: usize = 2;
 /// A code is cleared after this many wrong guesses.
 const MAX_FAILED_CHECKS: i32 = 3;
 
@@ -155,6 +163,49 @@ impl InviteService {
     #[tracing::instrument(skip_all, fields(user_id = %user_id, caller = %caller.token_id))]
     pub async fn resend(&self, caller: &Principal, user_id: &str, ctx: &IssueContext) -> Result<Issued, Error> {
         self.issue(caller, user_id, Issue::Resend, CreateRequest::default(), ctx).await
+    }
+
+    /// [`Self::resend`], sharing a transaction with the resends that arrive on
+    /// this thread while the previous one commits (a batcher per thread and
+    /// service). Each request is checked and answered on its own exactly as
+    /// `resend` would; under load, one commit serves many, so the commits the
+    /// database must flush do not grow with the requests. When idle a request runs
+    /// alone, at once.
+    ///
+    /// # Panics
+    /// Outside a tokio `LocalSet` (an actix-web worker is one).
+    pub async fn resend_grouped(&self, caller: &Principal, user_id: &str, ctx: &IssueContext) -> Result<Issued, Error> {
+        thread_local! {
+            static BATCHERS: std::cell::RefCell<HashMap<usize, ResendBatcher>> = std::cell::RefCell::default();
+        }
+        // The settings' address identifies this service and its clones.
+        let key = Arc::as_ptr(&self.settings) as usize;
+        let batcher = BATCHERS.with(|b| {
+            b.borrow_mut()
+                .entry(key)
+                .or_insert_with(|| {
+                    let service = self.clone();
+                    Batcher::start(GROUP_MAX, GROUP_CONCURRENCY, move |batch: Vec<ResendRequest>| {
+                        let service = service.clone();
+                        async move {
+                            match service.resend_many(&batch).await {
+                                Ok(outcomes) => outcomes,
+                                Err(e) => {
+                                    let cause =
+                                        e.source.as_ref().map(|s| format!("{s:#}")).unwrap_or_else(|| e.message());
+                                    batch.iter().map(|_| Err(Error::unavailable(anyhow::anyhow!("{cause}")))).collect()
+                                }
+                            }
+                        }
+                    })
+                })
+                .clone()
+        });
+        let request = ResendRequest { caller: caller.clone(), user_id: user_id.to_string(), ctx: ctx.clone() };
+        batcher
+            .submit(request)
+            .await
+            .unwrap_or_else(|| Err(Error::unavailable(anyhow::anyhow!("the resend batcher stopped"))))
     }
 
     /// Bulk resends: one transaction for the whole batch (a few statements
@@ -292,6 +343,7 @@ impl InviteService {
             let delivery_id = write.delivery.as_ref().map(|d| d.id);
             tracing::info!(
                 user_id = %write.user_id,
+                request_id = items[i].ctx.request_id.as_deref().unwrap_or(""),
                 sequence,
                 channel = write.channel,
                 delivery_id,
