@@ -53,8 +53,8 @@ w(f"\nAt half the 32-connection throughput (open loop, {h.get('rate','?')} req/s
   f"p99 {h.get('p99_ms','?')} ms, max {h.get('max_ms','?')} ms, errors {h.get('errors','?')}.\n")
 b, s, r = find("bulk"), find("sink_alone"), find("broker")
 if find("note").get("autovacuum") == "off":
-    w("PostgreSQL's autovacuum is off on this machine; during the bulk run `bench/run` vacuumed "
-      "`deliveries`, `invite_codes`, `users` and `bulk_results` every 10 s in its place.\n")
+    w("PostgreSQL's autovacuum is off on this machine; throughout the run `bench/run` vacuumed "
+      "`deliveries`, `invite_codes`, `users`, `events` and `bulk_results` every 10 s in its place.\n")
 w(f"## 2. Bulk re-invite of {users} users (`herald bulk-resend --all-pending`) until the SMTP sink accepted every mail\n")
 w("| | per second | |")
 w("|---|---:|---|")
