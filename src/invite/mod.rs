@@ -212,9 +212,8 @@ impl InviteService {
     /// however many users), each request checked exactly as [`Self::resend`]
     /// checks it. Answers per request, in order. A refused request of a bulk job is
     /// recorded as the job's result in the same transaction. A user named twice is
-    /// resent in a second transaction; when a transaction fails (the database),
-    /// its requests and the later ones are answered with a transient error, and
-    /// nothing of theirs was written.
+    /// resent in a second transaction. When a shared transaction fails, its
+    /// requests run again one transaction each, so each gets its own answer.
     #[tracing::instrument(skip_all, fields(requests = requests.len()))]
     pub async fn resend_many(&self, requests: &[ResendRequest]) -> Result<Vec<Result<Issued, Error>>, Error> {
         let items: Vec<IssueItem<'_>> = requests
@@ -236,14 +235,19 @@ impl InviteService {
             let (round, later): (Vec<usize>, Vec<usize>) =
                 pending.into_iter().partition(|&i| seen.insert(items[i].user_id));
             if let Err(e) = self.issue_round(&items, &round, &mut results).await {
-                // This round wrote nothing; earlier rounds committed and keep their
-                // answers. This round's requests and those still waiting fail
-                // alike (transiently: the database).
-                let cause = e.source.as_ref().map(|s| format!("{s:#}")).unwrap_or_else(|| e.message());
-                for i in round.into_iter().chain(later) {
-                    results[i] = Some(Err(Error::unavailable(anyhow::anyhow!("{cause}"))));
+                // The round wrote nothing. Alone, its error is its answer; in a
+                // group, one request (or one bad moment) must not decide the
+                // others' answers: each runs again on its own, concurrently.
+                if let [i] = round[..] {
+                    results[i] = Some(Err(e));
+                } else {
+                    tracing::warn!(requests = round.len(), error = %e, "a grouped resend failed; resending one by one");
+                    let items = &items;
+                    let alone = round.iter().map(|&i| async move { (i, self.issue_alone(items, i).await) });
+                    for (i, result) in futures_util::future::join_all(alone).await {
+                        results[i] = Some(result);
+                    }
                 }
-                break;
             }
             pending = later;
         }
@@ -261,10 +265,14 @@ impl InviteService {
         req: CreateRequest,
         ctx: &IssueContext,
     ) -> Result<Issued, Error> {
-        let items = [IssueItem { caller, user_id, op, req, ctx }];
-        let mut results = vec![None];
-        self.issue_round(&items, &[0], &mut results).await?;
-        results.pop().flatten().unwrap_or_else(|| Err(Error::internal(anyhow::anyhow!("request left unanswered"))))
+        self.issue_alone(&[IssueItem { caller, user_id, op, req, ctx }], 0).await
+    }
+
+    /// `items[i]` in a transaction of its own.
+    async fn issue_alone(&self, items: &[IssueItem<'_>], i: usize) -> Result<Issued, Error> {
+        let mut results: Vec<Option<Result<Issued, Error>>> = items.iter().map(|_| None).collect();
+        self.issue_round(items, &[i], &mut results).await?;
+        results.swap_remove(i).unwrap_or_else(|| Err(Error::internal(anyhow::anyhow!("request left unanswered"))))
     }
 
     /// Issues codes for `items[round]` (each user at most once) in one

@@ -2,6 +2,7 @@
 //! (API.md §1.1, §2.1, §2.2).
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde_json::json;
@@ -110,4 +111,43 @@ async fn concurrent_wrong_guesses_still_clear_the_code_after_three() {
 
     assert_error(app.verify(&user, &code).await, 400, 3, "COMMAND-Wgn4q").await;
     assert!(app.invite_row(&user).await.unwrap().code_encrypted.is_none());
+}
+
+#[actix_web::test]
+async fn a_resend_the_database_refuses_fails_alone_among_concurrent_ones() {
+    // Arrange: forty users with sent codes.
+    let app = spawn_app().await;
+    let (org, _) = app.org_and_user().await;
+    let mut users = Vec::new();
+    for i in 0..40 {
+        let user = app.create_user(&org, Some(&format!("u{i}@example.com")), None).await;
+        ok_json(app.create_code(&user, &json!({})).await).await;
+        users.push(user);
+    }
+
+    // Act: their resends at once, with one whose id PostgreSQL cannot even read
+    // (a NUL character) among them: resends that arrive together share a
+    // transaction, and that one makes the shared statement fail.
+    let bad_body = json!({"userId": "bad\u{0}id"});
+    let (first, second) = users.split_at(20);
+    let (good_first, bad, good_second) = futures_util::future::join3(
+        join_all(first.iter().map(|u| app.resend(u))),
+        async {
+            // Behind the first twenty, so that it joins a group rather than leads one.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            app.connect("zitadel.user.v2.UserService/ResendInviteCode", &app.bootstrap, &bad_body).await
+        },
+        join_all(second.iter().map(|u| app.resend(u))),
+    )
+    .await;
+    let good = good_first.into_iter().chain(good_second);
+
+    // Assert: every other resend succeeded; only the bad one failed.
+    for resp in good {
+        ok_json(resp).await;
+    }
+    assert!(!bad.status().is_success(), "{}", bad.status());
+    for user in &users {
+        assert_eq!(app.deliveries(user).await.iter().filter(|d| d.status == "queued").count(), 1);
+    }
 }
