@@ -614,3 +614,45 @@ async fn a_job_counts_a_blank_or_oversized_id_as_refused_and_finishes() {
     assert_eq!(status["failed"], json!({"COMMAND-4jio3": 2}), "{status}");
     smtp.wait_for("good@example.com", 2, WAIT).await;
 }
+
+#[actix_web::test]
+async fn requests_that_meet_a_database_outage_are_retried_and_resend_each_user_once() {
+    // Arrange: three users with mailed codes.
+    let smtp = SmtpServer::start().await;
+    let app = spawn_app_with(with_mail(&smtp)).await;
+    let org = app.create_org().await;
+    let mut users = Vec::new();
+    for n in ["ada", "bob", "cy"] {
+        users.push(app.create_user(&org, Some(&format!("{n}@example.com")), None).await);
+    }
+    send_codes(&app, &users).await;
+    for n in ["ada", "bob", "cy"] {
+        smtp.wait_for(&format!("{n}@example.com"), 1, WAIT).await;
+    }
+    let conn = amqp().await;
+    let exchange = app.settings.amqp.prefix.clone();
+
+    // Act: the database goes down, a request for the three arrives, and the
+    // database comes back a few retries (1 s apart in tests) later.
+    app.cut_off_database().await;
+    let request = json!({"v": 1, "userIds": users}).to_string();
+    publish(&conn, &exchange, "resend.request", "resend-request.v1", request.as_bytes()).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(smtp.received(), 3, "nothing can be resent while the database is down");
+    app.restore_database().await;
+
+    // Assert: each user gets exactly one new code, and it verifies.
+    for (user, n) in users.iter().zip(["ada", "bob", "cy"]) {
+        let address = format!("{n}@example.com");
+        let mails = smtp.wait_for(&address, 2, WAIT).await;
+        ok_json(app.verify(user, &mails[1].code_from_link()).await).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.received(), 6, "one new mail each, no more");
+    let metrics = app.get("/metrics", &app.bootstrap).await.text().await.unwrap();
+    let retried = metrics
+        .lines()
+        .find(|l| l.contains("bulk") && l.contains("retried") && !l.starts_with('#'))
+        .unwrap_or_else(|| panic!("no retried bulk requests in:\n{metrics}"));
+    assert!(!retried.ends_with(" 0"), "{retried}");
+}

@@ -215,6 +215,16 @@ impl TestApp {
         admin.close().await;
     }
 
+    /// Lets the test's database accept connections again (after `cut_off_database`).
+    pub async fn restore_database(&self) {
+        let admin = PgPoolOptions::new().max_connections(1).connect(&format!("{POSTGRES}/postgres")).await.unwrap();
+        sqlx::query(&format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS true", self.database))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+    }
+
     /// `POST /v2/users/{user}/invite_code` with the bootstrap token.
     pub async fn create_code(&self, user: &str, body: &Value) -> Response {
         self.post(&format!("/v2/users/{user}/invite_code"), &self.bootstrap, body).await
