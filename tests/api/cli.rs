@@ -189,3 +189,36 @@ async fn deliveries_list_show_and_replay_a_dead_delivery() {
     let stdout = success(&herald(&app, &["deliveries", "replay", "--all"]).await);
     assert!(stdout.contains("matched 0 · replayed 0"), "{stdout}");
 }
+
+#[actix_web::test]
+async fn deliveries_replay_reissue_sends_a_new_code_for_a_dead_delivery_whose_code_expired() {
+    // Arrange: a delivery refused for good, whose code then expires.
+    let ttl = Duration::from_secs(3);
+    let smtp = SmtpServer::start().await;
+    smtp.refuse("late@example.com", "550 5.1.1 No such user", None);
+    let app = spawn_app_with(|s| {
+        with_mail(&smtp)(s);
+        s.invite.code_ttl = ttl;
+    })
+    .await;
+    let org = app.create_org().await;
+    let late = app.create_user(&org, Some("late@example.com"), None).await;
+    send_codes(&app, std::slice::from_ref(&late)).await;
+    let id = wait_status(&app, &late, "dead").await;
+    tokio::time::sleep(crate::helpers::past(ttl)).await;
+    accept_again(&smtp, "late@example.com");
+
+    // Without --reissue the stale delivery is refused, and nothing is sent.
+    let out = herald(&app, &["deliveries", "replay", "--id", &id]).await;
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stale"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Act
+    let stdout = success(&herald(&app, &["deliveries", "replay", "--id", &id, "--reissue"]).await);
+
+    // Assert: a new code in a new delivery, mailed by the running herald; it verifies.
+    assert!(stdout.contains(&format!("delivery {id} superseded by a new code (delivery ")), "{stdout}");
+    let mail = smtp.wait_for("late@example.com", 1, WAIT).await.remove(0);
+    ok_json(app.verify(&late, &mail.code_from_link()).await).await;
+    assert_ne!(wait_status(&app, &late, "sent").await, id, "sent in the new delivery");
+}
