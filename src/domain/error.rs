@@ -112,6 +112,12 @@ impl Error {
         }
     }
 
+    /// For the log: the underlying cause (database, broker) when there is one,
+    /// else the wire message.
+    pub fn cause(&self) -> String {
+        self.source.as_ref().map(|s| format!("{s:#}")).unwrap_or_else(|| self.message())
+    }
+
     pub fn with_retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
         self

@@ -24,8 +24,19 @@ use crate::store::{self, invites::IssueState, users::UserWithOrg, Tx};
 
 /// The template every invite delivery renders.
 pub const INVITE_TEMPLATE: &str = "invite_user";
-/// Resends gathered for [`InviteService::resend_many`].
-type ResendBatcher = Batcher<ResendRequest, Result<Issued, Error>>;
+/// Resends gathered for [`InviteService::resend_many`] (see [`InviteService::grouped`]).
+#[derive(Clone)]
+pub struct Grouped(Batcher<ResendRequest, Result<Issued, Error>>);
+
+impl Grouped {
+    /// One resend, answered on its own.
+    pub async fn resend(&self, request: ResendRequest) -> Result<Issued, Error> {
+        self.0
+            .submit(request)
+            .await
+            .unwrap_or_else(|| Err(Error::unavailable(anyhow::anyhow!("the resend batcher stopped (shutting down)"))))
+    }
+}
 
 /// Most HTTP resends grouped into one transaction, and how many such
 /// transactions one worker thread runs at once.
@@ -176,36 +187,27 @@ impl InviteService {
     /// Outside a tokio `LocalSet` (an actix-web worker is one).
     pub async fn resend_grouped(&self, caller: &Principal, user_id: &str, ctx: &IssueContext) -> Result<Issued, Error> {
         thread_local! {
-            static BATCHERS: std::cell::RefCell<HashMap<usize, ResendBatcher>> = std::cell::RefCell::default();
+            static GROUPS: std::cell::RefCell<HashMap<usize, Grouped>> = std::cell::RefCell::default();
         }
         // The settings' address identifies this service and its clones.
         let key = Arc::as_ptr(&self.settings) as usize;
-        let batcher = BATCHERS.with(|b| {
-            b.borrow_mut()
-                .entry(key)
-                .or_insert_with(|| {
-                    let service = self.clone();
-                    Batcher::start(GROUP_MAX, GROUP_CONCURRENCY, move |batch: Vec<ResendRequest>| {
-                        let service = service.clone();
-                        async move {
-                            match service.resend_many(&batch).await {
-                                Ok(outcomes) => outcomes,
-                                Err(e) => {
-                                    let cause =
-                                        e.source.as_ref().map(|s| format!("{s:#}")).unwrap_or_else(|| e.message());
-                                    batch.iter().map(|_| Err(Error::unavailable(anyhow::anyhow!("{cause}")))).collect()
-                                }
-                            }
-                        }
-                    })
-                })
-                .clone()
-        });
-        let request = ResendRequest { caller: caller.clone(), user_id: user_id.to_string(), ctx: ctx.clone() };
-        batcher
-            .submit(request)
-            .await
-            .unwrap_or_else(|| Err(Error::unavailable(anyhow::anyhow!("the resend batcher stopped"))))
+        let grouped = GROUPS
+            .with(|g| g.borrow_mut().entry(key).or_insert_with(|| self.grouped(GROUP_MAX, GROUP_CONCURRENCY)).clone());
+        grouped.resend(ResendRequest { caller: caller.clone(), user_id: user_id.to_string(), ctx: ctx.clone() }).await
+    }
+
+    /// Resends submitted one by one and run [`Self::resend_many`] at a time: up to
+    /// `max` per transaction, `concurrency` transactions at once. Lives on the
+    /// calling thread.
+    ///
+    /// # Panics
+    /// Outside a tokio `LocalSet` (any actix Arbiter is one).
+    pub fn grouped(&self, max: usize, concurrency: usize) -> Grouped {
+        let service = self.clone();
+        Grouped(Batcher::start(max, concurrency, move |batch: Vec<ResendRequest>| {
+            let service = service.clone();
+            async move { service.resend_many(&batch).await }
+        }))
     }
 
     /// Bulk resends: one transaction for the whole batch (a few statements
@@ -215,7 +217,7 @@ impl InviteService {
     /// resent in a second transaction. When a shared transaction fails, its
     /// requests run again one transaction each, so each gets its own answer.
     #[tracing::instrument(skip_all, fields(requests = requests.len()))]
-    pub async fn resend_many(&self, requests: &[ResendRequest]) -> Result<Vec<Result<Issued, Error>>, Error> {
+    pub async fn resend_many(&self, requests: &[ResendRequest]) -> Vec<Result<Issued, Error>> {
         let items: Vec<IssueItem<'_>> = requests
             .iter()
             .map(|r| IssueItem {
@@ -241,7 +243,7 @@ impl InviteService {
                 if let [i] = round[..] {
                     results[i] = Some(Err(e));
                 } else {
-                    tracing::warn!(requests = round.len(), error = %e, "a grouped resend failed; resending one by one");
+                    tracing::warn!(requests = round.len(), cause = %e.cause(), "a grouped resend failed; resending one by one");
                     let items = &items;
                     let alone = round.iter().map(|&i| async move { (i, self.issue_alone(items, i).await) });
                     for (i, result) in futures_util::future::join_all(alone).await {
@@ -251,10 +253,10 @@ impl InviteService {
             }
             pending = later;
         }
-        Ok(results
+        results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(Error::internal(anyhow::anyhow!("request left unanswered")))))
-            .collect())
+            .collect()
     }
 
     async fn issue(

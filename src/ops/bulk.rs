@@ -16,7 +16,6 @@ use sqlx::PgPool;
 use tracing::Instrument;
 
 use crate::auth::Principal;
-use crate::batch::Batcher;
 use crate::domain::{ids, now_ms, Error, IdGenerator, Permission};
 use crate::invite::{self, InviteService, IssueContext, Issued};
 use crate::metrics::Metrics;
@@ -295,7 +294,7 @@ pub struct RequestHandler {
     principals: Arc<Mutex<HashMap<String, (Principal, String)>>>,
     retry_delays: Vec<Duration>,
     /// Resends gathered into one transaction per batch (see [`Self::batched`]).
-    batcher: Option<Batcher<invite::ResendRequest, Outcome>>,
+    grouped: Option<invite::Grouped>,
     /// Users being resent at once, across messages: `amqp.resend_prefetch` counts
     /// messages, and a message may name up to 1,000 users.
     users_in_flight: Arc<tokio::sync::Semaphore>,
@@ -320,7 +319,7 @@ impl RequestHandler {
             metrics,
             principals: Arc::default(),
             retry_delays,
-            batcher: None,
+            grouped: None,
             users_in_flight: Arc::new(tokio::sync::Semaphore::new(USERS_IN_FLIGHT)),
         }
     }
@@ -329,28 +328,13 @@ impl RequestHandler {
     /// transaction of a few statements instead of five each. Call it on the thread
     /// that will handle the requests (the batcher lives there).
     pub fn batched(mut self) -> Self {
-        let invites = self.invites.clone();
-        self.batcher =
-            Some(Batcher::start(RESEND_BATCH, RESEND_CONCURRENCY, move |batch: Vec<invite::ResendRequest>| {
-                let invites = invites.clone();
-                async move {
-                    match invites.resend_many(&batch).await {
-                        Ok(outcomes) => outcomes,
-                        Err(e) => {
-                            let cause = e.source.as_ref().map(|s| format!("{s:#}")).unwrap_or_else(|| e.message());
-                            batch.iter().map(|_| Err(Error::unavailable(anyhow::anyhow!("{cause}")))).collect()
-                        }
-                    }
-                }
-            }));
+        self.grouped = Some(self.invites.grouped(RESEND_BATCH, RESEND_CONCURRENCY));
         self
     }
 
     async fn resend(&self, request: invite::ResendRequest) -> Outcome {
-        match &self.batcher {
-            Some(b) => b.submit(request).await.unwrap_or_else(|| {
-                Err(Error::unavailable(anyhow::anyhow!("the resend batcher stopped (shutting down)")))
-            }),
+        match &self.grouped {
+            Some(g) => g.resend(request).await,
             None => self.invites.resend(&request.caller, &request.user_id, &request.ctx).await,
         }
     }
@@ -467,7 +451,7 @@ impl RequestHandler {
     }
 
     fn retry(&self, mut req: ResendRequest, e: &Error) -> Disposition {
-        let cause = e.source.as_ref().map(|s| format!("{s:#}")).unwrap_or_else(|| e.message());
+        let cause = e.cause();
         tracing::warn!(attempt = req.attempt + 1, %cause, "resend request failed transiently; retrying");
         self.metrics.bulk_request("retried");
         let delay = self.retry_delays.get(req.attempt as usize).or(self.retry_delays.last()).copied();

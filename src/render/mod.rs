@@ -37,7 +37,8 @@ const LANGUAGES: [(&str, &str); 10] = [
     ("ja", include_str!("../../templates/i18n/ja.toml")),
     ("zh", include_str!("../../templates/i18n/zh.toml")),
 ];
-/// The texts an e-mail renders into `Text.*` (an SMS renders `sms` only).
+/// The texts an e-mail renders into `Text.*`. Every language must have these and
+/// [`SMS_KEYS`]; the `method_*` keys name login methods instead.
 const EMAIL_KEYS: [&str; 11] = [
     "subject",
     "preheader",
@@ -51,21 +52,8 @@ const EMAIL_KEYS: [&str; 11] = [
     "ignore",
     "footer",
 ];
-/// Texts every language must have; the `method_*` keys name login methods instead.
-const TEXT_KEYS: [&str; 12] = [
-    "subject",
-    "preheader",
-    "title",
-    "greeting",
-    "text",
-    "button",
-    "code_label",
-    "expires",
-    "methods_intro",
-    "ignore",
-    "footer",
-    "sms",
-];
+/// The text an SMS renders into `Text.sms`.
+const SMS_KEYS: [&str; 1] = ["sms"];
 
 #[derive(Debug, thiserror::Error)]
 #[error("template error: {0}")]
@@ -151,7 +139,7 @@ impl Templates {
         for (lang, source) in LANGUAGES {
             let texts: BTreeMap<String, String> =
                 toml::from_str(source).map_err(|e| err(&format!("i18n/{lang}.toml"), &e))?;
-            for key in TEXT_KEYS {
+            for &key in EMAIL_KEYS.iter().chain(&SMS_KEYS) {
                 let t = texts.get(key).ok_or_else(|| RenderError(format!("i18n/{lang}.toml: missing key {key}")))?;
                 let name = format!("{lang}.{key}");
                 html.register_template_string(&name, t).map_err(|e| err(&format!("i18n/{lang}.toml {key}"), &e))?;
@@ -253,7 +241,7 @@ impl Templates {
     pub fn sms(&self, d: &InviteData) -> Result<String, RenderError> {
         let lang = self.language(&d.locale);
         let data = self.data(lang, d)?;
-        let (body, _) = self.render(&self.text, "sms.txt", lang, &data, &["sms"])?;
+        let (body, _) = self.render(&self.text, "sms.txt", lang, &data, &SMS_KEYS)?;
         Ok(body.trim().to_string())
     }
 }

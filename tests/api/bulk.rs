@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::{assert_error, assert_error_code, ok_json, spawn_app, spawn_app_with, timestamp, TestApp};
 use crate::ops_helpers::{
-    amqp, concurrently, drain_queue, eventually, finished_job, import_users, job, publish, seed_sent_codes, send_codes,
-    start_job, wait_ready, with_mail, WAIT,
+    amqp, concurrently, eventually, finished_job, import_users, job, publish, seed_sent_codes, send_codes, start_job,
+    take_at_least, wait_ready, with_mail, WAIT,
 };
 use crate::smtp::SmtpServer;
 
@@ -207,15 +207,7 @@ async fn a_request_from_an_outside_producer_is_served_and_a_malformed_one_is_par
     let mails = smtp.wait_for("bob@example.com", 2, WAIT).await;
     ok_json(app.verify(&bob, &mails[1].code_from_link()).await).await;
     let dead_queue = format!("{exchange}.dead");
-    let deadline = Instant::now() + WAIT;
-    let mut parked = drain_queue(&conn, &dead_queue).await;
-    while parked.is_empty() {
-        assert!(Instant::now() < deadline, "nothing reached {dead_queue}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        parked = drain_queue(&conn, &dead_queue).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    parked.extend(drain_queue(&conn, &dead_queue).await);
+    let parked = take_at_least(&conn, &dead_queue, 1).await;
     assert_eq!(parked.len(), 1, "{parked:?}");
     assert_eq!(parked[0].body, malformed);
     assert_eq!(parked[0].kind.as_deref(), Some("resend-request.v1"));
@@ -511,15 +503,7 @@ async fn a_producer_message_may_name_several_users_and_must_name_some() {
     }
     // The two that name nobody usable are parked with the reason.
     let dead_queue = format!("{exchange}.dead");
-    let deadline = Instant::now() + WAIT;
-    let mut parked = drain_queue(&conn, &dead_queue).await;
-    while parked.len() < 2 {
-        assert!(Instant::now() < deadline, "{} of 2 reached {dead_queue}", parked.len());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        parked.extend(drain_queue(&conn, &dead_queue).await);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    parked.extend(drain_queue(&conn, &dead_queue).await);
+    let parked = take_at_least(&conn, &dead_queue, 2).await;
     assert_eq!(parked.len(), 2, "{parked:?}");
     for p in &parked {
         let reason = p.headers.get("x-herald-reason").expect("an x-herald-reason header");
@@ -574,15 +558,7 @@ async fn bulk_deliveries_that_share_a_message_are_retried_and_parked_one_by_one(
     assert_eq!(attempts, expected);
     let conn = amqp().await;
     let dead_queue = format!("{}.dead", app.settings.amqp.prefix);
-    let deadline = Instant::now() + WAIT;
-    let mut parked = drain_queue(&conn, &dead_queue).await;
-    while parked.is_empty() {
-        assert!(Instant::now() < deadline, "nothing reached {dead_queue}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        parked = drain_queue(&conn, &dead_queue).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    parked.extend(drain_queue(&conn, &dead_queue).await);
+    let parked = take_at_least(&conn, &dead_queue, 1).await;
     assert_eq!(parked.len(), 1, "{parked:?}");
     let body: Value = serde_json::from_slice(&parked[0].body).unwrap();
     assert_eq!(body["deliveryId"], json!(ada_delivery.to_string()), "{body}");

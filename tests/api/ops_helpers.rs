@@ -290,3 +290,18 @@ pub async fn wait_ready(app: &TestApp) {
     })
     .await;
 }
+
+/// Takes messages from `queue` until at least `n` came (failing after `WAIT`), then
+/// waits a little longer for any that should not come, and returns all of them.
+pub async fn take_at_least(conn: &Connection, queue: &str, n: usize) -> Vec<Taken> {
+    let deadline = Instant::now() + WAIT;
+    let mut taken = drain_queue(conn, queue).await;
+    while taken.len() < n {
+        assert!(Instant::now() < deadline, "{} of {n} reached {queue}", taken.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        taken.extend(drain_queue(conn, queue).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    taken.extend(drain_queue(conn, queue).await);
+    taken
+}
