@@ -1,4 +1,4 @@
-//! Typed settings, loaded in layers (DESIGN.md §8).
+//! Typed settings, loaded in layers (docs/ARCHITECTURE.md, "Configuration").
 //!
 //! 1. `config/default.toml`, embedded in the binary: every key and its default;
 //! 2. `config/<HERALD_ENV>.toml`, when it exists;

@@ -1,7 +1,7 @@
 //! The ways a message leaves herald: e-mail (lettre) and SMS (HTTP providers).
 //!
 //! Each sender answers with [`SendError`] classified for the retry policy
-//! (DESIGN.md §6): transient failures are retried, permanent ones are not.
+//! (docs/ARCHITECTURE.md, "Retries"): transient failures are retried, permanent ones are not.
 
 pub mod email;
 pub mod sms;

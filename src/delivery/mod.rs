@@ -380,7 +380,7 @@ impl Pipeline {
         if let Err(e) = self.record(record).await {
             // The row still says `sending` under a lease; the message comes back
             // and is claimed again once the lease ends (a duplicate is possible
-            // only if it was in fact sent: the window DESIGN.md §2 names).
+            // only if it was in fact sent: the duplicate window of docs/ARCHITECTURE.md, "Guarantees").
             tracing::error!(error = %e, outcome, "cannot record the attempt; retrying later");
             return Disposition::Retry { delay: self.shortest_delay(), body };
         }

@@ -1,4 +1,4 @@
-//! The retry policy of DESIGN.md §6, as plain functions.
+//! The retry policy (docs/ARCHITECTURE.md, "Retries"), as plain functions.
 
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 
 pub mod code;
 pub mod contact;
+pub mod delivery;
 pub mod error;
 pub mod id;
 pub mod url_template;
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub use code::{CodeCipher, InviteCode};
 pub use contact::{Email, Phone};
+pub use delivery::{one_or_many, AttemptOutcome, DeliveryStatus, Lane};
 pub use error::{ids, Error, Kind};
 pub use id::IdGenerator;
 pub use url_template::UrlTemplate;

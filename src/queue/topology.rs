@@ -1,4 +1,4 @@
-//! RabbitMQ topology (DESIGN.md §3), every option spelled out with its reason.
+//! RabbitMQ topology (docs/ARCHITECTURE.md, "RabbitMQ topology"), every option spelled out with its reason.
 //!
 //! | name | kind | why |
 //! |---|---|---|
