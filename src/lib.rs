@@ -15,6 +15,7 @@
 //! - [`domain`]: newtypes and rules (ids, contacts, codes, URL templates, errors),
 //!   free of HTTP, SQL and AMQP types.
 //! - [`config`], [`telemetry`]: layered settings, the tracing subscriber.
+//! - [`zitadel`]: herald as ZITADEL's HTTP notification provider.
 
 pub mod api;
 pub mod auth;
@@ -33,3 +34,4 @@ pub mod render;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod zitadel;

@@ -21,6 +21,7 @@ struct Inner {
     outbox_backlog: IntGauge,
     bulk_requests: IntCounterVec,
     replays: IntCounterVec,
+    zitadel_messages: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -72,6 +73,11 @@ impl Metrics {
                 &["outcome"],
             ),
             replays: counter("herald_replays_total", "Dead deliveries replayed, by how", &["outcome"]),
+            zitadel_messages: counter(
+                "herald_zitadel_messages_total",
+                "ZITADEL notifications by provider, event type and outcome (received, refused_signature, duplicate, delivered, dead)",
+                &["provider", "event_type", "outcome"],
+            ),
             outbox_backlog: {
                 let g = IntGauge::new("herald_outbox_backlog", "Queued deliveries not yet published to the broker")
                     .expect("valid metric");
@@ -104,6 +110,10 @@ impl Metrics {
 
     pub fn replay(&self, outcome: &str) {
         self.inner.replays.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn zitadel_message(&self, provider: &str, event_type: &str, outcome: &str) {
+        self.inner.zitadel_messages.with_label_values(&[provider, event_type, outcome]).inc();
     }
 
     pub fn set_outbox_backlog(&self, n: i64) {

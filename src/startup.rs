@@ -133,7 +133,10 @@ impl Application {
         let kick: crate::invite::DeliveryHook = Arc::new(move |_id| relay.do_send(Kick));
         let invites = services.invites.with_delivery_hook(kick.clone());
         let bulk = BulkService::new(pool.clone(), services.ids.clone(), publisher.clone(), topology.exchange());
-        let replay = ReplayService::new(pool.clone(), invites.clone(), metrics.clone(), Some(kick));
+        let replay = ReplayService::new(pool.clone(), invites.clone(), metrics.clone(), Some(kick.clone()));
+        let (providers, receiver) =
+            crate::zitadel::services(&settings, &services.cipher, &services.ids, pool.clone(), &metrics, kick);
+        let (providers, receiver) = (web::Data::new(providers), web::Data::new(receiver));
 
         let mut consumers = Vec::new();
         if settings.has_role(Role::Worker) {
@@ -210,6 +213,8 @@ impl Application {
             let server = HttpServer::new(move || {
                 App::new()
                     .app_data(data.clone())
+                    .app_data(providers.clone())
+                    .app_data(receiver.clone())
                     .wrap(middleware::from_fn(api::request_id::middleware))
                     .configure(api::configure)
                     .default_service(web::to(api::rest::not_found))

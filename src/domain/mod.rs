@@ -5,6 +5,7 @@ pub mod contact;
 pub mod delivery;
 pub mod error;
 pub mod id;
+pub mod source;
 pub mod url_template;
 
 use chrono::{DateTime, Utc};
@@ -15,6 +16,7 @@ pub use contact::{Email, Phone};
 pub use delivery::{one_or_many, AttemptOutcome, DeliveryStatus, Lane};
 pub use error::{ids, Error, Kind};
 pub use id::IdGenerator;
+pub use source::DeliverySource;
 pub use url_template::UrlTemplate;
 
 /// The way a code reaches a user.
@@ -59,10 +61,13 @@ pub enum Permission {
     BulkWrite,
     #[serde(rename = "token.write")]
     TokenWrite,
+    /// Register and manage ZITADEL notification providers.
+    #[serde(rename = "provider.write")]
+    ProviderWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 7] = [
+    pub const ALL: [Permission; 8] = [
         Permission::OrgWrite,
         Permission::UserRead,
         Permission::UserWrite,
@@ -70,6 +75,7 @@ impl Permission {
         Permission::DeliveryReplay,
         Permission::BulkWrite,
         Permission::TokenWrite,
+        Permission::ProviderWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +87,7 @@ impl Permission {
             Permission::DeliveryReplay => "delivery.replay",
             Permission::BulkWrite => "bulk.write",
             Permission::TokenWrite => "token.write",
+            Permission::ProviderWrite => "provider.write",
         }
     }
 

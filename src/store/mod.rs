@@ -11,6 +11,7 @@ pub mod invites;
 pub mod orgs;
 pub mod tokens;
 pub mod users;
+pub mod zitadel;
 
 use std::str::FromStr;
 use std::time::Duration;

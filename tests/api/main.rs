@@ -21,3 +21,4 @@ mod service;
 mod smtp;
 mod tokens;
 mod verify;
+mod zitadel;
