@@ -43,5 +43,8 @@ CREATE TABLE zitadel_messages (
     -- code, which is never stored in plain text.
     message_encrypted BYTEA NOT NULL,
     received_at       TIMESTAMPTZ NOT NULL,
+    -- When ZITADEL's code stops working (received_at + args.expiry), if it said:
+    -- retries stop there, as they stop at an invite code's expiry.
+    expires_at        TIMESTAMPTZ,
     UNIQUE (provider_id, dedupe_key)
 );

@@ -103,6 +103,7 @@ pub struct NewMessage {
     pub event_type: String,
     pub dedupe_key: Vec<u8>,
     pub message_encrypted: Vec<u8>,
+    pub expires_at: Option<DateTime<Utc>>,
     pub request_id: Option<String>,
     pub at: DateTime<Utc>,
 }
@@ -128,8 +129,9 @@ pub async fn store_message(pool: &PgPool, m: &NewMessage) -> Result<Stored, sqlx
     let mut tx = pool.begin().await?;
     let inserted: Option<i64> = sqlx::query_scalar(
         "WITH message AS (
-             INSERT INTO zitadel_messages (delivery_id, provider_id, event_type, dedupe_key, message_encrypted, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
+             INSERT INTO zitadel_messages (delivery_id, provider_id, event_type, dedupe_key, message_encrypted,
+                                           received_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $13)
              ON CONFLICT (provider_id, dedupe_key) DO NOTHING
              RETURNING delivery_id
          )
@@ -150,6 +152,7 @@ pub async fn store_message(pool: &PgPool, m: &NewMessage) -> Result<Stored, sqlx
     .bind(DeliveryStatus::Queued.as_str())
     .bind(&m.request_id)
     .bind(DeliverySource::Zitadel.as_str())
+    .bind(m.expires_at)
     .fetch_optional(&mut *tx)
     .await?;
     let stored = match inserted {

@@ -131,6 +131,18 @@ impl Message {
         }
     }
 
+    /// How long ZITADEL's code stays valid: `args.expiry`, a Go duration in
+    /// nanoseconds. None when absent, zero, or beyond a year (not a code's life).
+    pub fn expiry(&self) -> Option<std::time::Duration> {
+        let ns = match self.args.get("expiry") {
+            Some(Value::Number(n)) => n.as_u64()?,
+            Some(Value::String(s)) => s.parse().ok()?,
+            _ => return None,
+        };
+        let d = std::time::Duration::from_nanos(ns);
+        (ns > 0 && d <= std::time::Duration::from_secs(366 * 24 * 3600)).then_some(d)
+    }
+
     /// What makes two posts the same message. ZITADEL sends no idempotency key and
     /// retries with the same JSON (and a new `t`): `eventType | recipient |
     /// args.userID | args.code`, or `args.changeDate` in place of a code for events
@@ -188,6 +200,7 @@ mod tests {
         assert_eq!(m.arg("code"), "K3M9QX");
         assert_eq!(m.arg("expiry"), "259200000000000");
         assert_eq!(m.arg("nothing"), "");
+        assert_eq!(m.expiry(), Some(std::time::Duration::from_secs(72 * 3600)));
     }
 
     #[test]

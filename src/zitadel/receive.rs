@@ -89,6 +89,7 @@ impl Receiver {
             .ok_or_else(|| Error::internal(anyhow::anyhow!("provider channel {:?}", provider.channel)))?;
         let message = Message::parse(body, channel)?;
         let delivery_id = self.ids.next_i64();
+        let now = crate::domain::now_ms();
         let new = NewMessage {
             delivery_id,
             provider_id: provider.id.clone(),
@@ -99,8 +100,9 @@ impl Receiver {
             dedupe_key: message.dedupe_key().to_vec(),
             // Sealed to its delivery: the body holds ZITADEL's code.
             message_encrypted: self.cipher.seal_bytes(body, &delivery_id.to_string()),
+            expires_at: message.expiry().and_then(|e| chrono::Duration::from_std(e).ok()).map(|e| now + e),
             request_id,
-            at: crate::domain::now_ms(),
+            at: now,
         };
         let accepted = match store::zitadel::store_message(&self.pool, &new).await? {
             Stored::New(id) => {
