@@ -266,7 +266,7 @@ impl Parking<'_> {
             Disposition::Retry { delay, body } => {
                 out.push(Outgoing {
                     exchange: self.topology.retry_exchange(),
-                    routing_key: Topology::delay_label(delay),
+                    routing_key: Topology::retry_key(delay),
                     cc: vec![self.home_key.to_string()],
                     kind: self.kind.to_string(),
                     body,

@@ -6,9 +6,11 @@
 
 pub mod bulk;
 pub mod deliveries;
+pub mod delivery_log;
 pub mod events;
 pub mod invites;
 pub mod orgs;
+pub mod outbox;
 pub mod tokens;
 pub mod users;
 
