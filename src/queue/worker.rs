@@ -7,7 +7,7 @@
 //! Start it on the consumer's Arbiter, so one queue's work runs on that queue's
 //! thread (docs/ARCHITECTURE.md, "Actors"):
 //!
-//! ```ignore
+//! ```text
 //! QueueConsumer::start(link, topology, options, |arbiter| {
 //!     Worker::start_with(arbiter, move || handler.batched()).recipient()
 //! }, publisher);
