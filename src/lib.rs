@@ -4,10 +4,12 @@
 //!
 //! - [`startup`]: [`startup::Application`], what `herald serve` starts; the tests
 //!   build the same thing on port 0.
-//! - [`api`]: actix-web routes in two framings (REST and Connect), the error
-//!   mapping, request ids. Thin: parse, call, serialise.
-//! - [`ops`]: operators' tools: user import, bulk re-invites (the resend-request
-//!   queue), replay of dead deliveries. [`cli`]: their subcommands.
+//! - [`api`]: actix-web routes in two framings (REST and Connect) over one
+//!   [`api::call::Call`], the error mapping, request ids. Thin: parse, call,
+//!   serialise.
+//! - [`ops`]: operators' tools: user import, bulk re-invites (jobs, the
+//!   resend-request queue and its consumer, retried like deliveries), replay of dead
+//!   deliveries. [`cli`]: their subcommands.
 //! - [`invite`]: create, resend and verify invite codes: one transaction each, the
 //!   checks in API.md's order. [`directory`]: organizations and users.
 //!   [`auth`]: tokens and permissions.

@@ -1,16 +1,22 @@
 //! actix-web: routes, the auth header, the error mapping, both framings.
 //!
-//! Handlers are thin: read the body, call an operation in [`ops`], serialise.
+//! Handlers are thin: read the body, make a [`call::Call`], serialise.
 //! Everything a rule decides lives in `invite`, `directory` and `auth`.
 
 pub mod admin;
 pub mod body;
+pub mod call;
 pub mod connect;
 pub mod dto;
 pub mod error;
-pub mod ops;
 pub mod request_id;
 pub mod rest;
+
+/// The former name of [`call`], kept only until `rest` and `connect` import
+/// `super::call::Call`: `api::ops` read as if it were `crate::ops`.
+mod ops {
+    pub use super::call::Call;
+}
 
 use actix_web::{web, HttpResponse};
 use sqlx::PgPool;

@@ -1,6 +1,7 @@
-//! The operations both framings (REST and Connect) serve. Each takes the raw
-//! `Authorization` header so that it can authenticate at the step API.md orders:
-//! for the invite endpoints the user id is checked before the token.
+//! One API call, whatever its framing: the operations REST and Connect both serve,
+//! as methods of [`Call`]. Each takes the raw `Authorization` header so that it can
+//! authenticate at the step API.md orders: for the invite endpoints the user id is
+//! checked before the token.
 
 use crate::auth::TokenRequest;
 use crate::directory::{NewHuman, NewOrganization};
@@ -10,6 +11,8 @@ use crate::invite::{CreateRequest, IssueContext, SendCode};
 use super::dto::*;
 use super::AppState;
 
+/// A call as both framings see it: the state it may reach, the caller's header and
+/// its request id.
 pub struct Call<'a> {
     pub state: &'a AppState,
     pub authorization: Option<&'a str>,
