@@ -153,7 +153,8 @@ impl Application {
                 batches: None,
             };
             let requests =
-                RequestHandler::new(pool.clone(), invites.clone(), metrics.clone(), topology.retry_delays.clone());
+                RequestHandler::new(pool.clone(), invites.clone(), metrics.clone(), topology.retry_delays.clone())
+                    .max_attempts(settings.delivery.max_attempts);
             let options = ConsumerOptions {
                 queue: topology.resend_queue(),
                 routing_key: KEY_RESEND.to_string(),
