@@ -6,6 +6,7 @@
 
 pub mod bulk;
 pub mod deliveries;
+mod error;
 pub mod events;
 pub mod invites;
 pub mod orgs;
