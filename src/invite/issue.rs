@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::json;
 
 use super::rules::{self, History, Issue, IssueItem, Plan, RATE_WINDOW};
-use super::{CreateRequest, InviteService, Issued, ResendRequest, INVITE_TEMPLATE};
+use super::{CreateRequest, InviteService, IssueContext, Issued, ResendRequest, INVITE_TEMPLATE};
 use crate::auth::Principal;
 use crate::domain::{ids, now_ms, parse_user_id, Details, Error, InviteCode};
 use crate::store::{self, invites::IssueState, users::UserWithOrg};
@@ -76,7 +76,7 @@ impl InviteService {
         user_id: &str,
         op: Issue,
         req: CreateRequest,
-        ctx: &super::IssueContext,
+        ctx: &IssueContext,
     ) -> Result<Issued, Error> {
         self.issue_alone(&[IssueItem { caller, user_id, op, req, ctx }], 0).await
     }
