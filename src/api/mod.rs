@@ -28,7 +28,9 @@ use crate::metrics::Metrics;
 use crate::ops::{BulkService, ReplayService};
 use crate::queue::link::LinkHandle;
 
-/// What every handler can reach.
+/// What every handler can reach. The resends' [`crate::invite::Grouped`] is app
+/// data of its own, one per actix-web worker (built in `startup`): its batching
+/// task lives on that worker's thread.
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Authenticator,

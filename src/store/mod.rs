@@ -7,6 +7,7 @@
 pub mod bulk;
 pub mod deliveries;
 pub mod delivery_log;
+mod error;
 pub mod events;
 pub mod invites;
 pub mod orgs;
