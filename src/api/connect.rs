@@ -5,10 +5,10 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
+use super::call::Call;
 use super::dto::*;
 use super::error::ConnectError;
-use super::ops::Call;
-use super::{body, request_id, rest, AppState};
+use super::{body, request_id, AppState};
 use crate::domain::{Error, Kind};
 use crate::invite::Grouped;
 
@@ -65,7 +65,7 @@ async fn dispatch(
         }
         "ResendInviteCode" => {
             let b: UserIdBody = body::json(&bytes)?;
-            ok(rest::resend(&call, &resends, &b.user_id.unwrap_or_default()).await?)
+            ok(call.resend_invite_code(&resends, &b.user_id.unwrap_or_default()).await?)
         }
         "VerifyInviteCode" => {
             let b: VerifyInviteCodeBody = body::json(&bytes)?;

@@ -12,12 +12,6 @@ pub mod error;
 pub mod request_id;
 pub mod rest;
 
-/// The former name of [`call`], kept only until `rest` and `connect` import
-/// `super::call::Call`: `api::ops` read as if it were `crate::ops`.
-mod ops {
-    pub use super::call::Call;
-}
-
 use actix_web::{web, HttpResponse};
 use sqlx::PgPool;
 

@@ -4,12 +4,12 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
+use super::call::Call;
 use super::dto::*;
 use super::error::RestError;
-use super::ops::Call;
 use super::{body, request_id, AppState};
-use crate::domain::{ids, parse_user_id, Error};
-use crate::invite::{Grouped, IssueContext, ResendRequest};
+use crate::domain::{ids, Error};
+use crate::invite::Grouped;
 
 type Reply = Result<HttpResponse, RestError>;
 
@@ -57,19 +57,7 @@ async fn resend_invite_code(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Reply {
-    ok(resend(&call(&state, &req), &resends, &path).await?)
-}
-
-/// A resend in either framing: checks 1 and 2 of docs/API.md §2 here, in their
-/// order, the others in the transaction it shares with the resends that arrive on
-/// this worker meanwhile (docs/ARCHITECTURE.md, "Actors"). The answer is this
-/// request's own.
-pub(super) async fn resend(call: &Call<'_>, resends: &Grouped, user_id: &str) -> Result<DetailsOnly, Error> {
-    parse_user_id(user_id)?;
-    let caller = call.state.auth.authenticate(call.authorization).await?;
-    let ctx = IssueContext { request_id: call.request_id.clone(), ..Default::default() };
-    let issued = resends.resend(ResendRequest { caller, user_id: user_id.to_string(), ctx }).await?;
-    Ok(DetailsOnly { details: (&issued.details).into() })
+    ok(call(&state, &req).resend_invite_code(&resends, &path).await?)
 }
 
 async fn verify_invite_code(

@@ -155,6 +155,9 @@ pub mod ids {
     /// A bulk request processed before (the broker delivered it twice).
     pub const BULK_DONE: &str = "BULK-done";
     pub const BULK_NOT_FOUND: &str = "BULK-notfound";
+    /// A bulk request out of attempts (`delivery.max_attempts`) while its users still
+    /// failed transiently: they are counted as failed under this id.
+    pub const ATTEMPTS_EXHAUSTED: &str = "BULK-attemptsexhausted";
     pub const DELIVERY_NOT_FOUND: &str = "NOTIFY-nodelivery";
     pub const NOT_DEAD: &str = "NOTIFY-notdead";
     pub const STALE: &str = "NOTIFY-stale";

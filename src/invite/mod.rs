@@ -165,13 +165,4 @@ impl InviteService {
             async move { service.resend_many(&batch).await }
         }))
     }
-
-    /// [`Self::resend`], under the name `api::ops::Call::resend_invite_code` still
-    /// calls. It does not group: HTTP resends are grouped by the [`Grouped`] each
-    /// actix-web worker holds as app data, which the REST and Connect handlers use.
-    /// Goes when that operation is gone from `api::ops`.
-    #[doc(hidden)]
-    pub async fn resend_grouped(&self, caller: &Principal, user_id: &str, ctx: &IssueContext) -> Result<Issued, Error> {
-        self.resend(caller, user_id, ctx).await
-    }
 }

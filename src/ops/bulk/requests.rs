@@ -22,7 +22,7 @@ use crate::store;
 
 /// The error id under which a job counts the users still failing transiently when
 /// their request is out of attempts (`delivery.max_attempts`, as for deliveries).
-pub const ATTEMPTS_EXHAUSTED: &str = "BULK-attemptsexhausted";
+pub use crate::domain::ids::ATTEMPTS_EXHAUSTED;
 
 /// The answer to one resend of a batch.
 type Outcome = Result<Issued, Error>;
