@@ -30,6 +30,19 @@ impl Principal {
         Principal { token_id: "cli".into(), org_id: None, permissions: Permission::ALL.to_vec() }
     }
 
+    /// A resend request that names no job and no token: the queue is reachable only
+    /// with broker credentials, so whoever holds them may resend, and nothing more
+    /// (docs/ARCHITECTURE.md, "Bulk re-invites and replay").
+    pub fn queue() -> Self {
+        Principal { token_id: "queue".into(), org_id: None, permissions: vec![Permission::UserWrite] }
+    }
+
+    /// A principal as it was stored (a bulk job keeps its creator's scope and
+    /// permissions). Names that are no longer permissions grant nothing.
+    pub fn stored(token_id: String, org_id: Option<String>, permissions: &[String]) -> Self {
+        Principal { token_id, org_id, permissions: permissions.iter().filter_map(|p| Permission::parse(p)).collect() }
+    }
+
     pub fn is_instance(&self) -> bool {
         self.org_id.is_none()
     }
@@ -65,6 +78,27 @@ fn unauthenticated(id: &'static str, text: &'static str) -> Error {
 
 fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
+}
+
+/// The principal a stored token proves, or `None` when it is revoked or expired at
+/// `now`: the one place a token's validity is decided, for a header as for a resend
+/// request that names its token.
+fn valid_token(row: TokenRow, now: DateTime<Utc>) -> Option<Principal> {
+    if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now) {
+        return None;
+    }
+    Some(Principal::stored(row.id, row.org_id, &row.permissions))
+}
+
+/// Who the token with id `token_id` acts for, if it exists and is still valid: a
+/// `resend-request.v1` from outside herald names its token by id (`requestedBy`).
+///
+/// # Errors
+/// 503 when the database does not answer.
+pub async fn principal_of_token(pool: &PgPool, token_id: &str) -> Result<Option<Principal>, Error> {
+    let mut conn = pool.acquire().await?;
+    let row = store::tokens::get(&mut conn, token_id).await?;
+    Ok(row.and_then(|row| valid_token(row, Utc::now())))
 }
 
 /// Turns `Authorization` headers into principals, and manages tokens.
@@ -122,16 +156,8 @@ impl Authenticator {
             return Ok(Principal { token_id: "bootstrap".into(), org_id: None, permissions: Permission::ALL.to_vec() });
         }
         let mut conn = self.pool.acquire().await?;
-        let row = store::tokens::find_by_hash(&mut conn, &h).await?.ok_or_else(invalid)?;
-        let now = Utc::now();
-        if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now) {
-            return Err(invalid());
-        }
-        Ok(Principal {
-            token_id: row.id,
-            org_id: row.org_id,
-            permissions: row.permissions.iter().filter_map(|p| Permission::parse(p)).collect(),
-        })
+        let row = store::tokens::find_by_hash(&mut conn, &h).await?;
+        row.and_then(|row| valid_token(row, Utc::now())).ok_or_else(invalid)
     }
 
     /// Issues a token. An org-scoped caller may only issue tokens for its own
@@ -205,5 +231,36 @@ impl Authenticator {
         store::tokens::revoke(&mut conn, token_id, now_ms()).await?;
         tracing::info!(token_id, "token revoked");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(expires_at: Option<DateTime<Utc>>, revoked_at: Option<DateTime<Utc>>) -> TokenRow {
+        TokenRow {
+            id: "t1".into(),
+            token_hash: vec![],
+            org_id: Some("o1".into()),
+            permissions: vec!["user.write".into(), "no.such".into()],
+            description: String::new(),
+            created_by: "bootstrap".into(),
+            created_at: Utc::now(),
+            expires_at,
+            revoked_at,
+        }
+    }
+
+    #[test]
+    fn a_token_is_valid_until_it_expires_or_is_revoked() {
+        let now = Utc::now();
+        let later = now + chrono::Duration::hours(1);
+        let p = valid_token(token(None, None), now).unwrap();
+        assert_eq!((p.token_id.as_str(), p.org_id.as_deref()), ("t1", Some("o1")));
+        assert_eq!(p.permissions, [Permission::UserWrite], "unknown names grant nothing");
+        assert!(valid_token(token(Some(later), None), now).is_some());
+        assert!(valid_token(token(Some(now), None), now).is_none(), "expired at the instant it expires");
+        assert!(valid_token(token(None, Some(now)), now).is_none());
     }
 }

@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::auth::Principal;
 use crate::config::Settings;
 use crate::domain::contact::{mask_email, mask_phone};
+use crate::domain::{Channel, DeliveryStatus};
 use crate::ops::{BulkService, ReplayOutcome, ReplayService, Selection};
 use crate::queue::{AmqpLink, Publisher, Topology};
 use crate::startup::{open_database, services};
@@ -111,8 +112,9 @@ pub async fn bulk_resend(settings: &Settings, org: &str, ids_file: Option<&Path>
     let mut progress = Progress::new(total as u64, "re-invites");
     loop {
         let st = bulk.status_of(&job_id).await.map_err(|e| anyhow::anyhow!(e.message()))?;
-        let sent = st.deliveries.get("sent").copied().unwrap_or(0);
-        let waiting: i64 = ["queued", "sending", "retrying"].iter().filter_map(|s| st.deliveries.get(*s)).sum();
+        let count = |s: DeliveryStatus| st.deliveries.get(s.as_str()).copied().unwrap_or(0);
+        let sent = count(DeliveryStatus::Sent);
+        let waiting: i64 = DeliveryStatus::WAITING.into_iter().map(count).sum();
         let failed: Vec<String> = st.failed.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let msg = format!(
             "resent {} · sent {sent} · failed {}{}",
@@ -124,7 +126,7 @@ pub async fn bulk_resend(settings: &Settings, org: &str, ids_file: Option<&Path>
         if st.finished_at.is_some() && waiting == 0 {
             let secs = started.elapsed().as_secs_f64();
             progress.finish(&format!("done in {secs:.1}s: {msg}"));
-            let dead = st.deliveries.get("dead").copied().unwrap_or(0);
+            let dead = count(DeliveryStatus::Dead);
             println!(
                 "job {job_id}: {} resent, {} failed, {sent} delivered, {dead} dead ({:.0} re-invites/s)",
                 st.succeeded,
@@ -149,10 +151,9 @@ async fn replay_service(settings: &Settings) -> anyhow::Result<ReplayService> {
 }
 
 fn mask(channel: &str, recipient: &str) -> String {
-    if channel == "sms" {
-        mask_phone(recipient)
-    } else {
-        mask_email(recipient)
+    match Channel::from_db(channel) {
+        Some(Channel::Sms) => mask_phone(recipient),
+        _ => mask_email(recipient),
     }
 }
 
@@ -236,7 +237,12 @@ pub async fn replay(settings: &Settings, target: ReplayTarget, dry_run: bool, re
             }
         }
         ReplayTarget::Matching { org, since } => {
-            let filter = DeliveryFilter { status: Some("dead".into()), org_id: org, since, ..Default::default() };
+            let filter = DeliveryFilter {
+                status: Some(DeliveryStatus::Dead.as_str().into()),
+                org_id: org,
+                since,
+                ..Default::default()
+            };
             let r = replay
                 .replay_matching(&cli, filter, dry_run, reissue)
                 .await

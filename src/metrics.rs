@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
+use crate::domain::{AttemptOutcome, Channel, DeliveryStatus};
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
@@ -96,12 +98,12 @@ impl Metrics {
         self.inner.resends.with_label_values(&[operation, outcome]).inc();
     }
 
-    pub fn delivery(&self, channel: &str, status: &str) {
-        self.inner.deliveries.with_label_values(&[channel, status]).inc();
+    pub fn delivery(&self, channel: Channel, status: DeliveryStatus) {
+        self.inner.deliveries.with_label_values(&[channel.as_str(), status.as_str()]).inc();
     }
 
-    pub fn attempt(&self, channel: &str, outcome: &str, seconds: f64) {
-        self.inner.attempt_seconds.with_label_values(&[channel, outcome]).observe(seconds);
+    pub fn attempt(&self, channel: Channel, outcome: AttemptOutcome, seconds: f64) {
+        self.inner.attempt_seconds.with_label_values(&[channel.as_str(), outcome.as_str()]).observe(seconds);
     }
 
     pub fn bulk_request(&self, outcome: &str) {

@@ -44,6 +44,12 @@ use crate::store;
 /// How long a claim holds a delivery: longer than the slowest send (SMTP 30s).
 const DELIVERY_LEASE: Duration = Duration::from_secs(90);
 
+/// Most HTTP resends one worker groups into a transaction, and how many such
+/// transactions it runs at once (docs/ARCHITECTURE.md, "Actors": up to 64 share
+/// one, so the commits PostgreSQL must flush do not grow with the requests).
+const RESEND_GROUP_MAX: usize = 64;
+const RESEND_GROUP_CONCURRENCY: usize = 2;
+
 pub struct Application {
     port: Option<u16>,
     server: Option<Server>,
@@ -156,7 +162,8 @@ impl Application {
                 batches: None,
             };
             let requests =
-                RequestHandler::new(pool.clone(), invites.clone(), metrics.clone(), topology.retry_delays.clone());
+                RequestHandler::new(pool.clone(), invites.clone(), metrics.clone(), topology.retry_delays.clone())
+                    .max_attempts(settings.delivery.max_attempts);
             let options = ConsumerOptions {
                 queue: topology.resend_queue(),
                 routing_key: KEY_RESEND.to_string(),
@@ -211,8 +218,12 @@ impl Application {
             tracing::info!(%addr, roles = ?settings.roles, "listening");
             let data = web::Data::new(state);
             let server = HttpServer::new(move || {
+                // The factory runs once per worker, on the worker's own thread: each
+                // worker groups the resends it serves, with no lock between threads.
+                let resends = web::Data::new(data.invites.grouped(RESEND_GROUP_MAX, RESEND_GROUP_CONCURRENCY));
                 App::new()
                     .app_data(data.clone())
+                    .app_data(resends)
                     .app_data(providers.clone())
                     .app_data(receiver.clone())
                     .wrap(middleware::from_fn(api::request_id::middleware))

@@ -12,7 +12,7 @@ use super::error::RestError;
 use super::{body, AppState};
 use crate::auth::Principal;
 use crate::domain::contact::{mask_email, mask_phone};
-use crate::domain::{ids, Error};
+use crate::domain::{ids, Channel, DeliveryStatus, Error};
 use crate::ops::{ReplayOutcome, Selection};
 use crate::store::deliveries::{AttemptRow, DeliveryFilter, DeliveryRow};
 
@@ -118,7 +118,10 @@ pub struct DeliveryDto {
 
 impl From<DeliveryRow> for DeliveryDto {
     fn from(d: DeliveryRow) -> Self {
-        let recipient = if d.channel == "sms" { mask_phone(&d.recipient) } else { mask_email(&d.recipient) };
+        let recipient = match Channel::from_db(&d.channel) {
+            Some(Channel::Sms) => mask_phone(&d.recipient),
+            _ => mask_email(&d.recipient),
+        };
         DeliveryDto {
             id: d.id.to_string(),
             user_id: d.user_id,
@@ -159,8 +162,6 @@ impl From<AttemptRow> for AttemptDto {
     }
 }
 
-const STATUSES: [&str; 8] = ["queued", "sending", "sent", "retrying", "dead", "superseded", "expired", "cancelled"];
-
 fn time(name: &str, v: Option<&String>) -> Result<Option<DateTime<Utc>>, Error> {
     v.map(|s| {
         DateTime::parse_from_rfc3339(s)
@@ -170,11 +171,26 @@ fn time(name: &str, v: Option<&String>) -> Result<Option<DateTime<Utc>>, Error> 
     .transpose()
 }
 
-fn channel(v: Option<String>) -> Result<Option<String>, Error> {
-    match v.as_deref() {
-        None | Some("email") | Some("sms") => Ok(v),
-        Some(other) => Err(Error::invalid(ids::VALIDATION, format!("channel {other:?} is not email or sms"))),
-    }
+/// The `status` filter, one of the statuses of docs/ARCHITECTURE.md ("The way a
+/// resend travels"); an unknown word is a 400 that lists them.
+fn status(v: Option<&String>) -> Result<Option<DeliveryStatus>, Error> {
+    v.map(|s| {
+        s.parse::<DeliveryStatus>().map_err(|_| {
+            let known: Vec<&str> = DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect();
+            Error::invalid(ids::VALIDATION, format!("status {s:?} is not one of {}", known.join(", ")))
+        })
+    })
+    .transpose()
+}
+
+fn channel(v: Option<String>) -> Result<Option<Channel>, Error> {
+    v.map(|c| {
+        Channel::from_db(&c).ok_or_else(|| {
+            let (email, sms) = (Channel::Email.as_str(), Channel::Sms.as_str());
+            Error::invalid(ids::VALIDATION, format!("channel {c:?} is not {email} or {sms}"))
+        })
+    })
+    .transpose()
 }
 
 async fn list_deliveries(
@@ -184,19 +200,13 @@ async fn list_deliveries(
 ) -> Reply {
     let caller = caller(&state, &req).await?;
     let q = query.into_inner();
-    let status = q.get("status").cloned();
-    if let Some(s) = &status {
-        if !STATUSES.contains(&s.as_str()) {
-            return Err(
-                Error::invalid(ids::VALIDATION, format!("status {s:?} is not one of {}", STATUSES.join(", "))).into()
-            );
-        }
-    }
+    // The store's filter still holds the words; they are parsed here so that an
+    // unknown one is refused, not silently matched by nothing.
     let filter = DeliveryFilter {
-        status,
+        status: status(q.get("status"))?.map(|s| s.as_str().to_string()),
         org_id: q.get("orgId").cloned(),
         user_id: q.get("userId").cloned(),
-        channel: channel(q.get("channel").cloned())?,
+        channel: channel(q.get("channel").cloned())?.map(|c| c.as_str().to_string()),
         since: time("since", q.get("since"))?,
         until: time("until", q.get("until"))?,
         error_contains: None,
@@ -285,10 +295,10 @@ async fn replay_matching(state: web::Data<AppState>, req: HttpRequest, payload: 
     let b: ReplayManyBody = body::json(&bytes)?;
     let f = b.filter.unwrap_or_default();
     let filter = DeliveryFilter {
-        status: Some("dead".into()),
+        status: Some(DeliveryStatus::Dead.as_str().into()),
         org_id: f.org_id,
         user_id: None,
-        channel: channel(f.channel)?,
+        channel: channel(f.channel)?.map(|c| c.as_str().to_string()),
         since: f.since,
         until: f.until,
         error_contains: f.error_contains.filter(|e| !e.is_empty()),

@@ -5,11 +5,12 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
+use super::call::Call;
 use super::dto::*;
 use super::error::ConnectError;
-use super::ops::Call;
 use super::{body, request_id, AppState};
 use crate::domain::{Error, Kind};
+use crate::invite::Grouped;
 
 type Reply = Result<HttpResponse, ConnectError>;
 
@@ -23,6 +24,7 @@ fn ok<T: Serialize>(value: T) -> Reply {
 
 async fn dispatch(
     state: web::Data<AppState>,
+    resends: web::Data<Grouped>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
     payload: web::Payload,
@@ -63,7 +65,7 @@ async fn dispatch(
         }
         "ResendInviteCode" => {
             let b: UserIdBody = body::json(&bytes)?;
-            ok(call.resend_invite_code(&b.user_id.unwrap_or_default()).await?)
+            ok(call.resend_invite_code(&resends, &b.user_id.unwrap_or_default()).await?)
         }
         "VerifyInviteCode" => {
             let b: VerifyInviteCodeBody = body::json(&bytes)?;

@@ -1,14 +1,14 @@
 //! actix-web: routes, the auth header, the error mapping, both framings.
 //!
-//! Handlers are thin: read the body, call an operation in [`ops`], serialise.
+//! Handlers are thin: read the body, make a [`call::Call`], serialise.
 //! Everything a rule decides lives in `invite`, `directory` and `auth`.
 
 pub mod admin;
 pub mod body;
+pub mod call;
 pub mod connect;
 pub mod dto;
 pub mod error;
-pub mod ops;
 pub mod request_id;
 pub mod rest;
 pub mod zitadel;
@@ -23,7 +23,9 @@ use crate::metrics::Metrics;
 use crate::ops::{BulkService, ReplayService};
 use crate::queue::link::LinkHandle;
 
-/// What every handler can reach.
+/// What every handler can reach. The resends' [`crate::invite::Grouped`] is app
+/// data of its own, one per actix-web worker (built in `startup`): its batching
+/// task lives on that worker's thread.
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Authenticator,

@@ -4,11 +4,12 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
+use super::call::Call;
 use super::dto::*;
 use super::error::RestError;
-use super::ops::Call;
 use super::{body, request_id, AppState};
 use crate::domain::{ids, Error};
+use crate::invite::Grouped;
 
 type Reply = Result<HttpResponse, RestError>;
 
@@ -50,8 +51,13 @@ async fn create_invite_code(
 }
 
 /// The seed's endpoint. Its body, if any, is ignored (and not read).
-async fn resend_invite_code(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Reply {
-    ok(call(&state, &req).resend_invite_code(&path).await?)
+async fn resend_invite_code(
+    state: web::Data<AppState>,
+    resends: web::Data<Grouped>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Reply {
+    ok(call(&state, &req).resend_invite_code(&resends, &path).await?)
 }
 
 async fn verify_invite_code(

@@ -4,11 +4,14 @@
 //! relay per process share the outbox; a row is marked published only after the
 //! broker confirmed its message.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix::prelude::*;
 use sqlx::PgPool;
 
+use super::message::{outgoing, outgoing_many, IDS_PER_MESSAGE};
+use crate::domain::{Channel, Lane};
 use crate::queue::link::LinkHandle;
 use crate::queue::{Publish, Publisher};
 use crate::store;
@@ -75,7 +78,7 @@ impl OutboxRelay {
 /// was not confirmed, commit.
 async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
-    let rows = store::deliveries::take_unpublished(&mut tx, BATCH).await?;
+    let rows = store::outbox::take_unpublished(&mut tx, BATCH).await?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -83,33 +86,28 @@ async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) 
     // ones up to IDS_PER_MESSAGE per message of their channel.
     let mut messages = Vec::new();
     let mut members: Vec<Vec<usize>> = Vec::new();
-    let mut bulk: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
+    let mut bulk: BTreeMap<Channel, Vec<usize>> = BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
-        if r.lane == "bulk" {
-            bulk.entry(r.channel.as_str()).or_default().push(i);
-        } else {
-            messages.push(super::outgoing(
-                exchange,
-                r.id,
-                &r.channel,
-                &r.lane,
-                r.attempts as u32 + 1,
-                r.request_id.as_deref(),
-            ));
-            members.push(vec![i]);
+        match r.lane {
+            Lane::Bulk => bulk.entry(r.channel).or_default().push(i),
+            Lane::Transactional => {
+                let attempt = r.attempts as u32 + 1;
+                messages.push(outgoing(exchange, r.id, r.channel, r.lane, attempt, r.request_id.as_deref()));
+                members.push(vec![i]);
+            }
         }
     }
     for (channel, indexes) in bulk {
-        for chunk in indexes.chunks(super::IDS_PER_MESSAGE) {
+        for chunk in indexes.chunks(IDS_PER_MESSAGE) {
             let ids: Vec<i64> = chunk.iter().map(|&i| rows[i].id).collect();
-            messages.push(super::outgoing_many(exchange, &ids, channel, rows[chunk[0]].request_id.as_deref()));
+            messages.push(outgoing_many(exchange, &ids, channel, rows[chunk[0]].request_id.as_deref()));
             members.push(chunk.to_vec());
         }
     }
     let results = publisher.send(Publish(messages)).await?;
     let unconfirmed: Vec<i64> = unconfirmed(&members, &results).into_iter().map(|i| rows[i].id).collect();
     if !unconfirmed.is_empty() {
-        store::deliveries::unmark_published(&mut tx, &unconfirmed).await?;
+        store::outbox::unmark_published(&mut tx, &unconfirmed).await?;
     }
     tx.commit().await?;
     let failed = unconfirmed.len();

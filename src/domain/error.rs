@@ -129,33 +129,6 @@ impl Error {
     }
 }
 
-impl From<sqlx::Error> for Error {
-    fn from(e: sqlx::Error) -> Self {
-        match e {
-            // The database did not answer or the pool has nothing to give: the request
-            // may succeed later, so say "unavailable" (503), not "internal" (500).
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => Error::unavailable(e),
-            // PostgreSQL itself ended or refused the session (shutting down, an
-            // administrator's termination, a database closed to connections, too
-            // many connections): the database is not answering either.
-            sqlx::Error::Database(ref db) if ends_session(db.as_ref()) => Error::unavailable(e),
-            other => Error::internal(other),
-        }
-    }
-}
-
-/// Whether PostgreSQL reported the error with severity FATAL or PANIC, the
-/// severities with which the server ends a session rather than fails a statement.
-fn ends_session(db: &dyn sqlx::error::DatabaseError) -> bool {
-    use sqlx::postgres::{PgDatabaseError, PgSeverity};
-    db.try_downcast_ref::<PgDatabaseError>()
-        .is_some_and(|pg| matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic))
-}
-
 /// The error ids herald answers with, in one place so tests and docs can name them.
 pub mod ids {
     pub const USER_ID_MISSING: &str = "COMMAND-4jio3";
@@ -182,6 +155,9 @@ pub mod ids {
     /// A bulk request processed before (the broker delivered it twice).
     pub const BULK_DONE: &str = "BULK-done";
     pub const BULK_NOT_FOUND: &str = "BULK-notfound";
+    /// A bulk request out of attempts (`delivery.max_attempts`) while its users still
+    /// failed transiently: they are counted as failed under this id.
+    pub const ATTEMPTS_EXHAUSTED: &str = "BULK-attemptsexhausted";
     pub const DELIVERY_NOT_FOUND: &str = "NOTIFY-nodelivery";
     pub const NOT_DEAD: &str = "NOTIFY-notdead";
     pub const STALE: &str = "NOTIFY-stale";

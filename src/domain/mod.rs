@@ -20,7 +20,7 @@ pub use source::DeliverySource;
 pub use url_template::UrlTemplate;
 
 /// The way a code reaches a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Email,
@@ -36,11 +36,21 @@ impl Channel {
     }
 
     pub fn from_db(s: &str) -> Option<Self> {
-        match s {
-            "email" => Some(Channel::Email),
-            "sms" => Some(Channel::Sms),
-            _ => None,
-        }
+        [Channel::Email, Channel::Sms].into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl std::str::FromStr for Channel {
+    type Err = delivery::UnknownWord;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Channel::from_db(s).ok_or_else(|| delivery::UnknownWord { what: "channel", word: s.to_string() })
+    }
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -7,5 +7,5 @@ pub mod bulk;
 pub mod import;
 pub mod replay;
 
-pub use bulk::{BulkService, BulkWorker, JobStatus, ResendRequest, Selection};
+pub use bulk::{BulkService, BulkWorker, JobStatus, ResendMessage, Selection};
 pub use replay::{ReplayOutcome, ReplayReport, ReplayService};

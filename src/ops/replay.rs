@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use sqlx::PgPool;
 
 use crate::auth::Principal;
-use crate::domain::{ids, Error, Kind, Permission};
+use crate::domain::{ids, DeliveryStatus, Error, Kind, Permission};
 use crate::invite::{DeliveryHook, InviteService, IssueContext};
 use crate::metrics::Metrics;
 use crate::store::{self, deliveries::AttemptRow, deliveries::DeliveryFilter, deliveries::DeliveryRow};
@@ -128,7 +128,7 @@ impl ReplayService {
             .filter(|d| caller.can_see(&d.org_id))
             .ok_or_else(not_found)?;
         caller.require(Permission::DeliveryReplay)?;
-        if d.status != "dead" {
+        if d.status != DeliveryStatus::Dead.as_str() {
             return Err(Error::precondition(ids::NOT_DEAD, "Only a dead delivery can be replayed"));
         }
         if d.code_current {

@@ -81,9 +81,9 @@ impl QueueConsumer {
         handler: impl FnOnce(&ArbiterHandle) -> Recipient<Incoming>,
         publisher: Addr<Publisher>,
     ) -> Addr<QueueConsumer> {
-        // A current-thread runtime per consumer: a consumer loop there acks faster
-        // than on a shared multi-thread runtime (DESIGN §11), and the work of one
-        // queue never queues behind another's on a single thread.
+        // A current-thread runtime per consumer (docs/ARCHITECTURE.md, "Actors"): a
+        // consumer loop there acks faster than on a shared multi-thread runtime, and
+        // the work of one queue never queues behind another's on a single thread.
         let arbiter = Arbiter::new();
         let handler = handler(&arbiter.handle());
         Supervisor::start_in_arbiter(&arbiter.handle(), move |_| QueueConsumer {
@@ -266,7 +266,7 @@ impl Parking<'_> {
             Disposition::Retry { delay, body } => {
                 out.push(Outgoing {
                     exchange: self.topology.retry_exchange(),
-                    routing_key: Topology::delay_label(delay),
+                    routing_key: Topology::retry_key(delay),
                     cc: vec![self.home_key.to_string()],
                     kind: self.kind.to_string(),
                     body,

@@ -5,7 +5,9 @@
 //!   redeclare, tell subscribers when the link is up or down;
 //! - [`publisher`]: confirmed, mandatory publishes (`Publisher` actor);
 //! - [`consumer`]: a generic consumer actor that hands each message to an actix
-//!   `Recipient<Incoming>` and carries out its [`Disposition`].
+//!   `Recipient<Incoming>` and carries out its [`Disposition`];
+//! - [`worker`]: the generic actor that recipient usually is, `Worker<H>`, a shell
+//!   over a [`Handle`] (the delivery pipeline, the bulk request handler).
 //!
 //! It knows nothing of deliveries or bulk jobs: messages are bytes with a type.
 
@@ -13,6 +15,7 @@ pub mod consumer;
 pub mod link;
 pub mod publisher;
 pub mod topology;
+pub mod worker;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,7 +23,8 @@ use std::time::Duration;
 pub use consumer::{Disposition, Incoming, QueueConsumer};
 pub use link::{AmqpLink, LinkStatus};
 pub use publisher::{Publish, PublishError, Publisher};
-pub use topology::Topology;
+pub use topology::{Topology, WorkQueue};
+pub use worker::{Handle, Worker};
 
 /// A message to publish: routing, type and JSON body. Headers carry tracing ids.
 #[derive(Debug, Clone)]

@@ -34,6 +34,45 @@ pub const KEY_BULK_SMS: &str = "bulk.sms";
 pub const KEY_RESEND: &str = "resend.request";
 pub const KEY_DEAD: &str = "dead";
 
+/// The work queues, each reached from `<p>` by one routing key. Every key a
+/// publisher uses comes from here ([`WorkQueue::key`], [`Topology::retry_key`],
+/// [`KEY_DEAD`]), so a key is never spelled at a call site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkQueue {
+    Email,
+    Sms,
+    BulkEmail,
+    BulkSms,
+    ResendRequests,
+}
+
+impl WorkQueue {
+    pub const ALL: [WorkQueue; 5] =
+        [WorkQueue::Email, WorkQueue::Sms, WorkQueue::BulkEmail, WorkQueue::BulkSms, WorkQueue::ResendRequests];
+
+    /// The routing key that leads to this queue.
+    pub fn key(self) -> &'static str {
+        match self {
+            WorkQueue::Email => KEY_EMAIL,
+            WorkQueue::Sms => KEY_SMS,
+            WorkQueue::BulkEmail => KEY_BULK_EMAIL,
+            WorkQueue::BulkSms => KEY_BULK_SMS,
+            WorkQueue::ResendRequests => KEY_RESEND,
+        }
+    }
+
+    /// The queue's name after the prefix.
+    fn suffix(self) -> &'static str {
+        match self {
+            WorkQueue::Email => "deliveries.email",
+            WorkQueue::Sms => "deliveries.sms",
+            WorkQueue::BulkEmail => "bulk.email",
+            WorkQueue::BulkSms => "bulk.sms",
+            WorkQueue::ResendRequests => "resend-requests",
+        }
+    }
+}
+
 /// Every name under one prefix.
 #[derive(Debug, Clone)]
 pub struct Topology {
@@ -57,24 +96,29 @@ impl Topology {
         format!("{}.retry", self.prefix)
     }
 
+    /// `<p>.<queue>`, e.g. `<p>.deliveries.email`.
+    pub fn work_queue(&self, q: WorkQueue) -> String {
+        format!("{}.{}", self.prefix, q.suffix())
+    }
+
     pub fn email_queue(&self) -> String {
-        format!("{}.deliveries.email", self.prefix)
+        self.work_queue(WorkQueue::Email)
     }
 
     pub fn sms_queue(&self) -> String {
-        format!("{}.deliveries.sms", self.prefix)
+        self.work_queue(WorkQueue::Sms)
     }
 
     pub fn bulk_email_queue(&self) -> String {
-        format!("{}.bulk.email", self.prefix)
+        self.work_queue(WorkQueue::BulkEmail)
     }
 
     pub fn bulk_sms_queue(&self) -> String {
-        format!("{}.bulk.sms", self.prefix)
+        self.work_queue(WorkQueue::BulkSms)
     }
 
     pub fn resend_queue(&self) -> String {
-        format!("{}.resend-requests", self.prefix)
+        self.work_queue(WorkQueue::ResendRequests)
     }
 
     pub fn dead_queue(&self) -> String {
@@ -84,6 +128,12 @@ impl Topology {
     /// `5s`, `2m`, `1h30m`: the retry queue's suffix and routing key.
     pub fn delay_label(d: Duration) -> String {
         humantime::format_duration(d).to_string().replace(' ', "")
+    }
+
+    /// The routing key of a retry after `d` on `<p>.retry` (docs/ARCHITECTURE.md,
+    /// "RabbitMQ topology"); the retry queue's suffix is the same label.
+    pub fn retry_key(d: Duration) -> String {
+        Self::delay_label(d)
     }
 
     pub fn retry_queue(&self, d: Duration) -> String {
@@ -98,19 +148,12 @@ impl Topology {
 
         // Work queues: quorum (replicated, durable), a delivery limit against poison
         // messages, and the dead queue as where such messages end.
-        let work = [
-            (self.email_queue(), KEY_EMAIL),
-            (self.sms_queue(), KEY_SMS),
-            (self.bulk_email_queue(), KEY_BULK_EMAIL),
-            (self.bulk_sms_queue(), KEY_BULK_SMS),
-            (self.resend_queue(), KEY_RESEND),
-        ];
-        for (queue, key) in work {
+        for q in WorkQueue::ALL {
             let mut args = quorum();
             args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
             args.insert("x-dead-letter-exchange".into(), string(&self.exchange()));
             args.insert("x-dead-letter-routing-key".into(), string(KEY_DEAD));
-            self.queue(ch, &queue, args, &self.exchange(), key).await?;
+            self.queue(ch, &self.work_queue(q), args, &self.exchange(), q.key()).await?;
         }
 
         // Retry queues: a per-queue TTL (a quorum queue expires messages only at its
@@ -123,7 +166,7 @@ impl Topology {
             args.insert("x-dead-letter-exchange".into(), string(&self.exchange()));
             args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
             args.insert("x-overflow".into(), string("reject-publish"));
-            self.queue(ch, &self.retry_queue(*d), args, &self.retry_exchange(), &Self::delay_label(*d)).await?;
+            self.queue(ch, &self.retry_queue(*d), args, &self.retry_exchange(), &Self::retry_key(*d)).await?;
         }
 
         self.queue(ch, &self.dead_queue(), quorum(), &self.exchange(), KEY_DEAD).await?;
@@ -166,5 +209,14 @@ mod tests {
         assert_eq!(t.retry_queue(Duration::from_secs(5)), "hx.retry.5s");
         assert_eq!(t.retry_queue(Duration::from_secs(120)), "hx.retry.2m");
         assert_eq!(t.retry_delays[0], Duration::from_secs(5));
+        assert_eq!(t.work_queue(WorkQueue::BulkSms), "hx.bulk.sms");
+        assert_eq!(t.resend_queue(), "hx.resend-requests");
+    }
+
+    #[test]
+    fn each_work_queue_has_its_own_key_and_retries_are_keyed_by_delay() {
+        let keys: Vec<_> = WorkQueue::ALL.iter().map(|q| q.key()).collect();
+        assert_eq!(keys, ["delivery.email", "delivery.sms", "bulk.email", "bulk.sms", "resend.request"]);
+        assert_eq!(Topology::retry_key(Duration::from_secs(90)), "1m30s");
     }
 }

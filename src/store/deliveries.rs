@@ -1,7 +1,32 @@
-//! `deliveries` (the outbox) and `delivery_attempts`.
+//! `deliveries`: the claim of the write path, ending the deliveries still waiting,
+//! and the operators' read side. The outbox (the relay's rows) is in
+//! [`super::outbox`], the attempt log in [`super::delivery_log`]; their names are
+//! re-exported here for the modules that import them from `deliveries`.
+//!
+//! Statuses, channels and lanes cross into SQL only as `as_str()` and come back
+//! only through `parse()` ([`word`]). Literals inside statements stay where a
+//! partial index needs them (`deliveries_unpublished`, `deliveries_dead`: a
+//! bound status would not match the index predicate in a generic plan).
+
+use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
+
+use crate::domain::{Channel, DeliveryStatus, Lane};
+
+pub use super::delivery_log::{attempts, record_attempts, AttemptRecord, AttemptRow};
+pub use super::outbox::{outbox_backlog, take_unpublished, unmark_published, Unpublished};
+
+/// Reads a word of a text column (a status, channel, lane) as its type; a word
+/// the type does not know is a decoding error, never a default.
+pub(crate) fn word<T>(text: &str) -> Result<T, sqlx::Error>
+where
+    T: FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
 
 /// Ends the user's deliveries that have not gone out yet with `status`
 /// (`superseded` when a new code replaces theirs, `cancelled` when the invite was
@@ -14,11 +39,12 @@ pub async fn end_waiting(
 ) -> Result<u64, sqlx::Error> {
     let res = sqlx::query(
         "UPDATE deliveries SET status = $2, updated_at = $3, lease_until = NULL
-         WHERE user_id = $1 AND status IN ('queued', 'retrying')",
+         WHERE user_id = $1 AND status = ANY($4)",
     )
     .bind(user_id)
     .bind(status)
     .bind(at)
+    .bind([DeliveryStatus::Queued, DeliveryStatus::Retrying].map(DeliveryStatus::as_str).to_vec())
     .execute(conn)
     .await?;
     Ok(res.rows_affected())
@@ -26,13 +52,14 @@ pub async fn end_waiting(
 
 /// A delivery with everything needed to render and send it, read under the
 /// delivery's row lock.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct DeliveryContext {
     pub id: i64,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub lease_until: Option<DateTime<Utc>>,
     pub attempts: i32,
-    pub channel: String,
+    pub channel: Channel,
+    pub lane: Lane,
     pub recipient: String,
     pub locale: String,
     pub code_event_sequence: i64,
@@ -57,20 +84,21 @@ pub struct DeliveryContext {
 pub enum Claim {
     /// No such delivery.
     Missing,
-    /// Already in a final state (`sent`, `dead`, …): nothing to do.
-    Finished(String),
-    /// Its code is no longer the one to send: marked `superseded`, `expired` or
-    /// `cancelled` now.
-    Stale(&'static str),
+    /// Already in a final state (`Sent`, `Dead`, …): nothing to do.
+    Finished(DeliveryStatus),
+    /// Its code is no longer the one to send: marked `Superseded`, `Expired` or
+    /// `Cancelled` now.
+    Stale(DeliveryStatus),
     /// Another worker holds an unexpired lease on it.
     Leased,
-    /// Ours to send: now `sending`, attempts incremented, leased until the given time.
+    /// Ours to send: now `Sending`, attempts incremented, leased until the given time.
     Claimed(Box<DeliveryContext>),
 }
 
 /// Claims deliveries for sending (`queued|retrying → sending`, with a lease), or
 /// says for each why not. A `sending` row whose lease ran out (its worker died) can
-/// be claimed again. Stale deliveries are ended by the same statement.
+/// be claimed again. Stale deliveries are ended by the same statement
+/// (docs/ARCHITECTURE.md, "Guarantees": a stale code is never sent).
 ///
 /// One statement for the whole set: it locks the rows (in id order, so two
 /// claims never deadlock), decides, updates and returns what the senders need. An
@@ -84,7 +112,7 @@ pub async fn claim_many(
     let lease_until = Utc::now() + lease;
     let rows: Vec<ClaimRow> = sqlx::query_as::<_, ClaimRow>(
         "WITH ctx AS (
-             SELECT d.id, d.status, d.lease_until, d.attempts, d.channel, d.recipient, d.locale,
+             SELECT d.id, d.status, d.lease_until, d.attempts, d.channel, d.lane, d.recipient, d.locale,
                     d.code_event_sequence, d.user_id, d.org_id,
                     u.display_name, u.given_name, u.family_name, u.username, u.initialized,
                     o.name AS org_name, o.login_methods,
@@ -99,8 +127,8 @@ pub async fn claim_many(
              FOR UPDATE OF d
          ), decided AS (
              SELECT id, CASE
-                 WHEN status NOT IN ('queued', 'retrying', 'sending') THEN 'finished'
-                 WHEN status = 'sending' AND lease_until > now() THEN 'leased'
+                 WHEN NOT (status = ANY($4)) THEN 'finished'
+                 WHEN status = $3 AND lease_until > now() THEN 'leased'
                  WHEN initialized THEN 'cancelled'
                  WHEN current_sequence IS DISTINCT FROM code_event_sequence THEN 'superseded'
                  WHEN code_encrypted IS NULL OR expires_at IS NULL OR expires_at <= now() THEN 'expired'
@@ -108,7 +136,7 @@ pub async fn claim_many(
              FROM ctx
          ), changed AS (
              UPDATE deliveries x SET
-                 status = CASE WHEN v.verdict = 'claimed' THEN 'sending' ELSE v.verdict END,
+                 status = CASE WHEN v.verdict = 'claimed' THEN $3 ELSE v.verdict END,
                  attempts = x.attempts + CASE WHEN v.verdict = 'claimed' THEN 1 ELSE 0 END,
                  lease_until = CASE WHEN v.verdict = 'claimed' THEN $2 ELSE NULL END,
                  updated_at = now()
@@ -116,139 +144,86 @@ pub async fn claim_many(
              WHERE x.id = v.id AND v.verdict IN ('claimed', 'cancelled', 'superseded', 'expired')
              RETURNING x.id, x.attempts
          )
-         SELECT v.verdict, ctx.status AS old_status, ctx.id, ctx.status, ctx.lease_until,
-                COALESCE(changed.attempts, ctx.attempts) AS attempts, ctx.channel, ctx.recipient, ctx.locale,
-                ctx.code_event_sequence, ctx.user_id, ctx.org_id, ctx.display_name, ctx.given_name,
+         SELECT v.verdict, ctx.status, ctx.id,
+                COALESCE(changed.attempts, ctx.attempts) AS attempts, ctx.channel, ctx.lane, ctx.recipient,
+                ctx.locale, ctx.code_event_sequence, ctx.user_id, ctx.org_id, ctx.display_name, ctx.given_name,
                 ctx.family_name, ctx.username, ctx.initialized, ctx.org_name, ctx.login_methods,
                 ctx.code_encrypted, ctx.expires_at, ctx.url_template, ctx.application_name, ctx.current_sequence
          FROM ctx JOIN decided v ON v.id = ctx.id LEFT JOIN changed ON changed.id = ctx.id",
     )
     .bind(ids)
     .bind(lease_until)
+    .bind(DeliveryStatus::Sending.as_str())
+    .bind(DeliveryStatus::WAITING.map(DeliveryStatus::as_str).to_vec())
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|ClaimRow { verdict, old_status, mut ctx }| {
-            let claim = match verdict.as_str() {
-                "finished" => Claim::Finished(old_status),
-                "leased" => Claim::Leased,
-                "cancelled" => Claim::Stale("cancelled"),
-                "superseded" => Claim::Stale("superseded"),
-                "expired" => Claim::Stale("expired"),
-                _ => {
-                    ctx.status = "sending".into();
-                    ctx.lease_until = Some(lease_until);
-                    return (ctx.id, Claim::Claimed(Box::new(ctx)));
-                }
-            };
-            (ctx.id, claim)
-        })
-        .collect())
+    rows.into_iter().map(|row| row.into_claim(lease_until)).collect()
 }
 
+/// A row of the claim, as PostgreSQL returns it: `verdict` is the claim's own
+/// word (`finished`, `leased`, `claimed`) or the stale status it set; `status` the
+/// delivery's status before the claim.
 #[derive(sqlx::FromRow)]
 struct ClaimRow {
     verdict: String,
-    old_status: String,
-    #[sqlx(flatten)]
-    ctx: DeliveryContext,
+    status: String,
+    id: i64,
+    attempts: i32,
+    channel: String,
+    lane: String,
+    recipient: String,
+    locale: String,
+    code_event_sequence: i64,
+    user_id: String,
+    org_id: String,
+    display_name: String,
+    given_name: String,
+    family_name: String,
+    username: String,
+    initialized: bool,
+    org_name: String,
+    login_methods: Vec<String>,
+    code_encrypted: Option<Vec<u8>>,
+    expires_at: Option<DateTime<Utc>>,
+    url_template: Option<String>,
+    application_name: Option<String>,
+    current_sequence: Option<i64>,
 }
 
-/// How one attempt ended, and the state the delivery moves to.
-#[derive(Debug, Clone)]
-pub struct AttemptRecord {
-    pub delivery_id: i64,
-    pub attempt: i32,
-    pub started_at: DateTime<Utc>,
-    /// `sent`, `transient` or `permanent`.
-    pub outcome: &'static str,
-    pub error: Option<String>,
-    pub duration_ms: i32,
-    /// `sent`, `retrying`, `dead` or `expired`.
-    pub status: &'static str,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub provider_message_id: Option<String>,
-}
-
-/// Records attempts and moves their deliveries on: one statement for the whole
-/// set (so one transaction and one round trip). Each delivery appears at most once
-/// (its claim's lease makes the sender the only one recording it).
-pub async fn record_attempts(pool: &sqlx::PgPool, records: &[AttemptRecord]) -> Result<(), sqlx::Error> {
-    let col = |f: fn(&AttemptRecord) -> Option<&str>| records.iter().map(f).collect::<Vec<_>>();
-    sqlx::query(
-        "WITH r AS (
-             SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::text[], $5::text[], $6::int[],
-                                  $7::text[], $8::timestamptz[], $9::text[])
-                 AS r(delivery_id, attempt, started_at, outcome, error, duration_ms, status, next_attempt_at,
-                      provider_message_id)
-         ), locked AS (
-             -- In id order, as claims lock them, so the two never deadlock.
-             SELECT id FROM deliveries WHERE id IN (SELECT delivery_id FROM r) ORDER BY id FOR UPDATE
-         ), attempt AS (
-             INSERT INTO delivery_attempts (delivery_id, attempt, started_at, outcome, error, duration_ms)
-             SELECT delivery_id, attempt, started_at, outcome, error, duration_ms FROM r
-         )
-         UPDATE deliveries d SET status = r.status, last_error = COALESCE(r.error, d.last_error),
-                next_attempt_at = r.next_attempt_at, lease_until = NULL, updated_at = now(),
-                sent_at = CASE WHEN r.status = 'sent' THEN now() ELSE d.sent_at END,
-                provider_message_id = COALESCE(r.provider_message_id, d.provider_message_id)
-         FROM r JOIN locked l ON l.id = r.delivery_id WHERE d.id = r.delivery_id",
-    )
-    .bind(records.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
-    .bind(records.iter().map(|r| r.attempt).collect::<Vec<_>>())
-    .bind(records.iter().map(|r| r.started_at).collect::<Vec<_>>())
-    .bind(col(|r| Some(r.outcome)))
-    .bind(col(|r| r.error.as_deref()))
-    .bind(records.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
-    .bind(col(|r| Some(r.status)))
-    .bind(records.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
-    .bind(col(|r| r.provider_message_id.as_deref()))
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// A delivery the relay is about to publish.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Unpublished {
-    pub id: i64,
-    pub channel: String,
-    pub lane: String,
-    pub attempts: i32,
-    pub request_id: Option<String>,
-}
-
-/// Takes up to `limit` queued deliveries that were never published, marking
-/// them published in the caller's transaction: the caller publishes them before
-/// it commits, and hands back with [`unmark_published`] those the broker did not
-/// confirm. One write per row (a lock, then an update, would be two). `SKIP
-/// LOCKED` lets any number of relays (one per process) share the outbox.
-pub async fn take_unpublished(conn: &mut PgConnection, limit: i64) -> Result<Vec<Unpublished>, sqlx::Error> {
-    sqlx::query_as(
-        "UPDATE deliveries SET published_at = now()
-         WHERE id IN (SELECT id FROM deliveries
-                      WHERE published_at IS NULL AND status = 'queued'
-                      ORDER BY created_at
-                      LIMIT $1
-                      FOR UPDATE SKIP LOCKED)
-         RETURNING id, channel, lane, attempts, request_id",
-    )
-    .bind(limit)
-    .fetch_all(conn)
-    .await
-}
-
-pub async fn unmark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE deliveries SET published_at = NULL WHERE id = ANY($1)").bind(ids).execute(conn).await?;
-    Ok(())
-}
-
-/// Queued deliveries not yet handed to the broker (the `/metrics` backlog).
-pub async fn outbox_backlog(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE published_at IS NULL AND status = 'queued'")
-        .fetch_one(pool)
-        .await
+impl ClaimRow {
+    fn into_claim(self, lease_until: DateTime<Utc>) -> Result<(i64, Claim), sqlx::Error> {
+        let claim = match self.verdict.as_str() {
+            "finished" => Claim::Finished(word(&self.status)?),
+            "leased" => Claim::Leased,
+            "claimed" => Claim::Claimed(Box::new(DeliveryContext {
+                id: self.id,
+                status: DeliveryStatus::Sending,
+                lease_until: Some(lease_until),
+                attempts: self.attempts,
+                channel: word(&self.channel)?,
+                lane: word(&self.lane)?,
+                recipient: self.recipient,
+                locale: self.locale,
+                code_event_sequence: self.code_event_sequence,
+                user_id: self.user_id,
+                org_id: self.org_id,
+                display_name: self.display_name,
+                given_name: self.given_name,
+                family_name: self.family_name,
+                username: self.username,
+                initialized: self.initialized,
+                org_name: self.org_name,
+                login_methods: self.login_methods,
+                code_encrypted: self.code_encrypted,
+                expires_at: self.expires_at,
+                url_template: self.url_template,
+                application_name: self.application_name,
+                current_sequence: self.current_sequence,
+            })),
+            stale => Claim::Stale(word(stale)?),
+        };
+        Ok((self.id, claim))
+    }
 }
 
 /// A delivery as operators see it.
@@ -344,24 +319,6 @@ pub async fn get(pool: &sqlx::PgPool, id: i64) -> Result<Option<DeliveryRow>, sq
         .bind(id)
         .fetch_optional(pool)
         .await
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AttemptRow {
-    pub attempt: i32,
-    pub started_at: DateTime<Utc>,
-    pub outcome: String,
-    pub error: Option<String>,
-    pub duration_ms: i32,
-}
-
-pub async fn attempts(pool: &sqlx::PgPool, id: i64) -> Result<Vec<AttemptRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT attempt, started_at, outcome, error, duration_ms FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
 }
 
 /// A dead delivery, locked, with what decides whether its code can still be sent.

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
+use crate::domain::{Channel, DeliveryStatus, Lane};
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InviteCodeRow {
     pub user_id: String,
@@ -127,7 +129,7 @@ pub struct IssueWrite {
     pub expires_at: DateTime<Utc>,
     pub url_template: String,
     pub application_name: String,
-    pub channel: &'static str,
+    pub channel: Channel,
     pub returned: bool,
     /// The delivery to record (none for a returned code).
     pub delivery: Option<IssueDelivery>,
@@ -142,8 +144,12 @@ pub struct IssueDelivery {
     pub template: &'static str,
     pub locale: String,
     pub request_id: Option<String>,
-    pub lane: &'static str,
+    pub lane: Lane,
 }
+
+/// The deliveries a new code supersedes: those waiting for a worker or for a
+/// retry. A `sending` one is in a worker's hands, under its lease.
+const WAITING_TO_SEND: [DeliveryStatus; 2] = [DeliveryStatus::Queued, DeliveryStatus::Retrying];
 
 /// For each write: appends the event, replaces the code, supersedes the
 /// deliveries still waiting, records the new delivery and the job's result. One
@@ -184,16 +190,16 @@ pub async fn write_issues(conn: &mut PgConnection, writes: &[IssueWrite]) -> Res
          ), superseded AS (
              -- The same snapshot: the deliveries inserted below are not among these.
              -- Locked in id order, as claims lock them, so the two never deadlock.
-             UPDATE deliveries x SET status = 'superseded', updated_at = w.at, lease_until = NULL
+             UPDATE deliveries x SET status = $19::text, updated_at = w.at, lease_until = NULL
              FROM w
              WHERE x.user_id = w.user_id AND x.id IN (
                  SELECT id FROM deliveries
-                 WHERE user_id IN (SELECT user_id FROM w) AND status IN ('queued', 'retrying')
+                 WHERE user_id IN (SELECT user_id FROM w) AND status = ANY($20::text[])
                  ORDER BY id FOR UPDATE)
          ), delivery AS (
              INSERT INTO deliveries (id, user_id, org_id, channel, recipient, template, locale, status,
                                      code_event_sequence, created_at, updated_at, request_id, lane, job_id)
-             SELECT w.delivery_id, w.user_id, w.org_id, w.channel, w.recipient, w.template, w.locale, 'queued',
+             SELECT w.delivery_id, w.user_id, w.org_id, w.channel, w.recipient, w.template, w.locale, $21::text,
                     c.event_sequence, w.at, w.at, w.request_id, w.lane, w.job_id
              FROM w JOIN code c ON c.user_id = w.user_id WHERE w.delivery_id IS NOT NULL
          ), result AS (
@@ -213,15 +219,20 @@ pub async fn write_issues(conn: &mut PgConnection, writes: &[IssueWrite]) -> Res
     .bind(writes.iter().map(|w| w.expires_at).collect::<Vec<_>>())
     .bind(writes.iter().map(|w| w.url_template.as_str()).collect::<Vec<_>>())
     .bind(writes.iter().map(|w| w.application_name.as_str()).collect::<Vec<_>>())
-    .bind(writes.iter().map(|w| w.channel).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.channel.as_str()).collect::<Vec<_>>())
     .bind(writes.iter().map(|w| w.returned).collect::<Vec<_>>())
     .bind(writes.iter().map(|w| w.delivery.as_ref().map(|d| d.id)).collect::<Vec<_>>())
     .bind(d(|d| Some(d.recipient.as_str())))
     .bind(d(|d| Some(d.template)))
     .bind(d(|d| Some(d.locale.as_str())))
     .bind(d(|d| d.request_id.as_deref()))
-    .bind(writes.iter().map(|w| w.delivery.as_ref().map_or("transactional", |d| d.lane)).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.delivery.as_ref().map_or(Lane::Transactional, |d| d.lane).as_str()).collect::<Vec<_>>())
     .bind(writes.iter().map(|w| w.job_id.as_deref()).collect::<Vec<_>>())
+    // The statuses are bound, not spelled in the SQL: `DeliveryStatus` is their
+    // one spelling.
+    .bind(DeliveryStatus::Superseded.as_str())
+    .bind(WAITING_TO_SEND.map(DeliveryStatus::as_str).to_vec())
+    .bind(DeliveryStatus::Queued.as_str())
     .fetch_all(conn)
     .await
 }

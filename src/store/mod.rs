@@ -6,9 +6,12 @@
 
 pub mod bulk;
 pub mod deliveries;
+pub mod delivery_log;
+mod error;
 pub mod events;
 pub mod invites;
 pub mod orgs;
+pub mod outbox;
 pub mod tokens;
 pub mod users;
 pub mod zitadel;

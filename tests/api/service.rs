@@ -1,5 +1,8 @@
-//! API.md §1 (`x-request-id`) and §7 (`/healthz`).
+//! API.md §1 (`x-request-id`) and §7 (`/healthz`), and the service behind the
+//! endpoints where a test must control what HTTP leaves to timing.
 
+use herald::auth::Principal;
+use herald::invite::{IssueContext, ResendRequest};
 use serde_json::json;
 
 use crate::helpers::{assert_error_code, ok_json, spawn_app};
@@ -135,4 +138,52 @@ async fn a_database_connection_ended_mid_request_is_503() {
     blocker.rollback().await.unwrap();
     // The next request gets a fresh connection.
     ok_json(app.create_code(&user, &json!({})).await).await;
+}
+
+#[actix_web::test]
+async fn a_resend_the_database_refuses_fails_alone_in_its_group() {
+    // Arrange: three users with sent codes, and herald's invite service on the
+    // test's database, so that the test, not the timing of HTTP requests, decides
+    // what shares a transaction.
+    let app = spawn_app().await;
+    let (org, _) = app.org_and_user().await;
+    let mut users = Vec::new();
+    for i in 0..3 {
+        let user = app.create_user(&org, Some(&format!("g{i}@example.com")), None).await;
+        ok_json(app.create_code(&user, &json!({})).await).await;
+        users.push(user);
+    }
+    let invites = herald::startup::services(&app.settings, app.pool.clone()).await.unwrap().invites;
+    let request = |user_id: &str| ResendRequest {
+        caller: Principal::cli(),
+        user_id: user_id.to_string(),
+        ctx: IssueContext::default(),
+    };
+    // A user id PostgreSQL cannot even read (a NUL character) among the good ones:
+    // it makes the group's shared statement fail.
+    let mut group: Vec<ResendRequest> = users.iter().map(|u| request(u)).collect();
+    group.insert(1, request("bad\u{0}id"));
+
+    // Act
+    let results = invites.resend_many(&group).await;
+
+    // Assert: one answer per request, in order; only the bad one failed.
+    assert_eq!(results.len(), 4);
+    assert!(results[1].is_err(), "{:?}", results[1]);
+    let good = [&results[0], &results[2], &results[3]];
+    for (user, result) in users.iter().zip(good) {
+        let issued = result.as_ref().unwrap_or_else(|e| panic!("{user}: {}", e.cause()));
+        let delivery_id = issued.delivery_id.expect("a sent code has a delivery");
+        let status: String = sqlx::query_scalar("SELECT status FROM deliveries WHERE id = $1 AND user_id = $2")
+            .bind(delivery_id)
+            .bind(user)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        assert_eq!(status, "queued");
+        let deliveries = app.deliveries(user).await;
+        let queued: Vec<_> = deliveries.iter().filter(|d| d.status == "queued").collect();
+        assert_eq!(queued.len(), 1, "{deliveries:?}");
+        assert_eq!(queued[0].code_event_sequence, issued.details.sequence);
+    }
 }

@@ -1,15 +1,18 @@
-//! The operations both framings (REST and Connect) serve. Each takes the raw
-//! `Authorization` header so that it can authenticate at the step API.md orders:
-//! for the invite endpoints the user id is checked before the token.
+//! One API call, whatever its framing: the operations REST and Connect both serve,
+//! as methods of [`Call`]. Each takes the raw `Authorization` header so that it can
+//! authenticate at the step API.md orders: for the invite endpoints the user id is
+//! checked before the token.
 
 use crate::auth::TokenRequest;
 use crate::directory::{NewHuman, NewOrganization};
 use crate::domain::{ids, parse_user_id, Error};
-use crate::invite::{CreateRequest, IssueContext, SendCode};
+use crate::invite::{CreateRequest, Grouped, IssueContext, ResendRequest, SendCode};
 
 use super::dto::*;
 use super::AppState;
 
+/// A call as both framings see it: the state it may reach, the caller's header and
+/// its request id.
 pub struct Call<'a> {
     pub state: &'a AppState,
     pub authorization: Option<&'a str>,
@@ -43,10 +46,15 @@ impl Call<'_> {
         })
     }
 
-    pub async fn resend_invite_code(&self, user_id: &str) -> Result<DetailsOnly, Error> {
+    /// A resend in either framing: checks 1 and 2 of docs/API.md §2 here, in their
+    /// order, the others in the transaction it shares with the resends that arrive on
+    /// this actix-web worker meanwhile (`resends`, one per worker; docs/ARCHITECTURE.md,
+    /// "Actors"). The answer is this request's own.
+    pub async fn resend_invite_code(&self, resends: &Grouped, user_id: &str) -> Result<DetailsOnly, Error> {
         parse_user_id(user_id)?;
         let caller = self.state.auth.authenticate(self.authorization).await?;
-        let issued = self.state.invites.resend_grouped(&caller, user_id, &self.context()).await?;
+        let issued =
+            resends.resend(ResendRequest { caller, user_id: user_id.to_string(), ctx: self.context() }).await?;
         Ok(DetailsOnly { details: (&issued.details).into() })
     }
 
