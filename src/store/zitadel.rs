@@ -172,21 +172,18 @@ pub async fn store_message(pool: &PgPool, m: &NewMessage) -> Result<Stored, sqlx
     Ok(stored)
 }
 
-/// A stored message, to render its delivery.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct MessageRow {
-    pub delivery_id: i64,
+/// A stored message, read with its delivery's claim (`deliveries::claim_many`).
+#[derive(Clone)]
+pub struct StoredMessage {
     pub provider_id: String,
     pub event_type: String,
+    /// The posted JSON, sealed to the delivery id (it holds ZITADEL's code).
     pub message_encrypted: Vec<u8>,
 }
 
-pub async fn messages(pool: &PgPool, delivery_ids: &[i64]) -> Result<Vec<MessageRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT delivery_id, provider_id, event_type, message_encrypted FROM zitadel_messages
-         WHERE delivery_id = ANY($1)",
-    )
-    .bind(delivery_ids)
-    .fetch_all(pool)
-    .await
+/// Redacted like the sealed bytes deserve: ids only.
+impl std::fmt::Debug for StoredMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoredMessage({}, {})", self.provider_id, self.event_type)
+    }
 }

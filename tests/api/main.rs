@@ -22,3 +22,4 @@ mod smtp;
 mod tokens;
 mod verify;
 mod zitadel;
+mod zitadel_delivery;
