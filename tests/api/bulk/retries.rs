@@ -64,9 +64,14 @@ async fn bulk_deliveries_that_share_a_message_are_retried_and_parked_one_by_one(
 
 #[actix_web::test]
 async fn requests_that_meet_a_database_outage_are_retried_and_resend_each_user_once() {
-    // Arrange: three users with mailed codes.
+    // Arrange: three users with mailed codes, and attempts enough to outlast the
+    // outage (bulk requests are capped by `delivery.max_attempts` like deliveries).
     let smtp = SmtpServer::start().await;
-    let app = spawn_app_with(with_mail(&smtp)).await;
+    let app = spawn_app_with(|s| {
+        with_mail(&smtp)(s);
+        s.delivery.max_attempts = 20;
+    })
+    .await;
     let org = app.create_org().await;
     let mut users = Vec::new();
     for n in ["ada", "bob", "cy"] {
