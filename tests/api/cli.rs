@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{ok_json, spawn_app, spawn_app_with, TestApp};
-use crate::ops_helpers::{accept_again, send_codes, statuses, wait_status, with_mail, WAIT};
+use crate::helpers::{
+    ok_json, settled, spawn_app, spawn_app_with, statuses, wait_status, wait_until_expired, TestApp, WAIT,
+};
+use crate::ops_helpers::{accept_again, send_codes, with_mail};
 use crate::smtp::SmtpServer;
 
 /// Runs `herald <args>` on the app's database, queue prefix and key; waits for it
@@ -175,7 +177,7 @@ async fn deliveries_list_show_and_replay_a_dead_delivery() {
     let stdout = success(&herald(&app, &["deliveries", "replay", "--all", "--dry-run"]).await);
     assert!(stdout.contains("matched 1 · replayed 0"), "{stdout}");
     assert!(stdout.contains("dry run: nothing changed"), "{stdout}");
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    settled(&app).await;
     assert_eq!(statuses(&app, &dead).await, [("dead".to_string(), 1)]);
     assert!(smtp.mails_to("dead@example.com").is_empty());
 
@@ -205,7 +207,7 @@ async fn deliveries_replay_reissue_sends_a_new_code_for_a_dead_delivery_whose_co
     let late = app.create_user(&org, Some("late@example.com"), None).await;
     send_codes(&app, std::slice::from_ref(&late)).await;
     let id = wait_status(&app, &late, "dead").await;
-    tokio::time::sleep(crate::helpers::past(ttl)).await;
+    wait_until_expired(ttl).await;
     accept_again(&smtp, "late@example.com");
 
     // Without --reissue the stale delivery is refused, and nothing is sent.

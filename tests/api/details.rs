@@ -1,8 +1,9 @@
 //! API.md §1.1: `details` on every write, and on reads.
 
+use chrono::Utc;
 use serde_json::json;
 
-use crate::helpers::{assert_error, assert_write_details, ok_json, sequence, spawn_app, timestamp};
+use crate::helpers::{assert_error, assert_write_details, eventually, ok_json, sequence, spawn_app, timestamp, WAIT};
 
 #[actix_web::test]
 async fn every_write_counts_the_users_events_one_by_one() {
@@ -77,8 +78,12 @@ async fn a_read_reports_the_first_and_the_last_event() {
                     "email": {"email": "ada@example.com"}}))
         .await;
     let user = added["userId"].as_str().unwrap();
-    // Make sure the second event is at a later millisecond.
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // The second event must fall in a later millisecond than the first.
+    let created = timestamp(&added["details"]["creationDate"]);
+    eventually("a later millisecond", WAIT, || async {
+        ((Utc::now() - created).num_milliseconds() >= 1).then_some(())
+    })
+    .await;
     let coded = ok_json(app.create_code(user, &json!({})).await).await;
 
     let read = ok_json(app.get(&format!("/v2/users/{user}"), &app.bootstrap).await).await;

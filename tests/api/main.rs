@@ -1,6 +1,7 @@
 //! herald's black-box tests: the real application on port 0, its own database per
-//! test, driven through HTTP (REST and Connect) and checked by what a client sees and
-//! by the rows left behind. API.md is the contract; each module names its section.
+//! test, driven through HTTP (REST and Connect), AMQP and SMTP, and checked by what a
+//! client sees and by the rows left behind. API.md is the contract; each module names
+//! its section. `helpers` is the harness every module shares.
 
 mod body;
 mod bulk;
@@ -13,6 +14,7 @@ mod delivery;
 mod details;
 mod directory;
 mod helpers;
+mod import;
 mod ops_helpers;
 mod outbox;
 mod replay;

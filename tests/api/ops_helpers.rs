@@ -1,23 +1,17 @@
 //! What the operators' tests share (bulk re-invites, replay, the command line): a
 //! herald with workers that mails through the test SMTP server, seeding many users
-//! quickly, waiting for what happens asynchronously, and the broker as an outside
-//! producer sees it.
+//! quickly, and bulk jobs through the API.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use herald::config::{EmailTransport, Role, Settings};
 use herald::domain::{CodeCipher, IdGenerator, InviteCode};
-use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::{json, Value};
 
-use crate::helpers::{ok_json, TestApp};
+use crate::helpers::{eventually, ok_json, TestApp};
 use crate::smtp::SmtpServer;
-
-/// How long anything asynchronous may take before a test gives up.
-pub const WAIT: Duration = Duration::from_secs(30);
 
 /// Requests in flight when a test seeds through the API.
 const IN_FLIGHT: usize = 16;
@@ -31,23 +25,6 @@ pub fn with_mail(smtp: &SmtpServer) -> impl FnOnce(&mut Settings) + '_ {
         s.email.smtp_url = smtp.url();
         s.delivery.retry_delays = vec![Duration::from_secs(1)];
         s.delivery.max_attempts = 3;
-    }
-}
-
-/// Asks `probe` every 50 ms until it answers `Some`, and returns that; panics with
-/// `what` (and the last answer's absence) after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "waited {timeout:?} in vain for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -145,29 +122,6 @@ pub async fn send_codes(app: &TestApp, users: &[String]) {
     .await;
 }
 
-/// `(status, attempts)` of every delivery of `user`, oldest first.
-pub async fn statuses(app: &TestApp, user: &str) -> Vec<(String, i32)> {
-    sqlx::query_as("SELECT status, attempts FROM deliveries WHERE user_id = $1 ORDER BY id")
-        .bind(user)
-        .fetch_all(&app.pool)
-        .await
-        .unwrap()
-}
-
-/// Waits until the newest delivery of `user` has `status`; returns its id.
-pub async fn wait_status(app: &TestApp, user: &str, status: &str) -> String {
-    eventually(&format!("a {status} delivery for {user}"), WAIT, || async {
-        let newest: Option<(String, String)> =
-            sqlx::query_as("SELECT id::text, status FROM deliveries WHERE user_id = $1 ORDER BY id DESC LIMIT 1")
-                .bind(user)
-                .fetch_optional(&app.pool)
-                .await
-                .unwrap();
-        newest.filter(|(_, s)| s == status).map(|(id, _)| id)
-    })
-    .await
-}
-
 /// `GET /admin/v1/bulk/{job}` with the bootstrap token.
 pub async fn job(app: &TestApp, job: &str) -> Value {
     ok_json(app.get(&format!("/admin/v1/bulk/{job}"), &app.bootstrap).await).await
@@ -197,111 +151,7 @@ pub async fn start_job(app: &TestApp, body: &Value) -> (String, u64) {
     (id.to_string(), body["total"].as_u64().unwrap())
 }
 
-pub async fn amqp() -> Connection {
-    Connection::connect("amqp://guest:guest@127.0.0.1:5672/%2f", ConnectionProperties::default()).await.unwrap()
-}
-
-/// Publishes as an outside producer does: on herald's exchange, with confirms and
-/// `mandatory`, again until the broker routed it (herald declares its topology in
-/// the background, so the exchange or the binding may not be there yet).
-pub async fn publish(conn: &Connection, exchange: &str, routing_key: &str, kind: &str, body: &[u8]) {
-    let confirming = || async {
-        let ch = conn.create_channel().await.unwrap();
-        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-        ch
-    };
-    let mut ch = confirming().await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let confirm = ch
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions { mandatory: true, ..Default::default() },
-                body,
-                BasicProperties::default().with_type(kind.into()),
-            )
-            .await;
-        match confirm {
-            // `Ack(None)`: routed; `Ack(Some(returned))`: no queue took it yet.
-            Ok(c) => match c.await {
-                Ok(lapin::Confirmation::Ack(None)) => return,
-                other => assert!(Instant::now() < deadline, "not routed: {other:?}"),
-            },
-            // The exchange is not declared yet: the broker closed the channel.
-            Err(e) => assert!(Instant::now() < deadline, "{e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if !ch.status().connected() {
-            ch = confirming().await;
-        }
-    }
-}
-
-/// A message taken from a queue: its body and its headers as text.
-#[derive(Debug)]
-pub struct Taken {
-    pub body: Vec<u8>,
-    pub kind: Option<String>,
-    pub headers: std::collections::BTreeMap<String, String>,
-}
-
-/// Takes every message waiting in `queue`.
-pub async fn drain_queue(conn: &Connection, queue: &str) -> Vec<Taken> {
-    let ch = conn.create_channel().await.unwrap();
-    let mut out = Vec::new();
-    while let Some(msg) = ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.unwrap() {
-        let p = &msg.delivery.properties;
-        let headers = p
-            .headers()
-            .as_ref()
-            .map(|h| h.inner().clone())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    lapin::types::AMQPValue::LongString(s) => s.to_string(),
-                    other => format!("{other:?}"),
-                };
-                (k.as_str().to_string(), v)
-            })
-            .collect();
-        out.push(Taken {
-            body: msg.delivery.data.clone(),
-            kind: p.kind().as_ref().map(|k| k.as_str().to_string()),
-            headers,
-        });
-    }
-    out
-}
-
 /// Makes the test SMTP server accept `recipient` again after a refusal.
 pub fn accept_again(smtp: &SmtpServer, recipient: &str) {
     smtp.refuse(recipient, "250 OK", Some(0));
-}
-
-/// Waits until `/readyz` says the database and the broker answer: a job is
-/// published before its 202, so a job posted while herald is still connecting to
-/// the broker is refused with 503.
-pub async fn wait_ready(app: &TestApp) {
-    eventually("herald to be ready", WAIT, || async {
-        let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
-        (resp.status().as_u16() == 200).then_some(())
-    })
-    .await;
-}
-
-/// Takes messages from `queue` until at least `n` came (failing after `WAIT`), then
-/// waits a little longer for any that should not come, and returns all of them.
-pub async fn take_at_least(conn: &Connection, queue: &str, n: usize) -> Vec<Taken> {
-    let deadline = Instant::now() + WAIT;
-    let mut taken = drain_queue(conn, queue).await;
-    while taken.len() < n {
-        assert!(Instant::now() < deadline, "{} of {n} reached {queue}", taken.len());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        taken.extend(drain_queue(conn, queue).await);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    taken.extend(drain_queue(conn, queue).await);
-    taken
 }

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, assert_error_code, ok_json, past, spawn_app_with, timestamp, TestApp};
-use crate::ops_helpers::{accept_again, send_codes, statuses, wait_status, with_mail, WAIT};
+use crate::helpers::{
+    assert_error, assert_error_code, ok_json, settled, spawn_app_with, statuses, timestamp, wait_status,
+    wait_until_expired, TestApp, WAIT,
+};
+use crate::ops_helpers::{accept_again, send_codes, with_mail};
 use crate::smtp::SmtpServer;
 
 const NO_SUCH_USER: &str = "550 5.1.1 No such user";
@@ -86,7 +89,7 @@ async fn a_dead_delivery_replayed_once_the_mailbox_accepts_is_sent_with_its_atte
 
     // A delivery that is no longer dead is not replayed.
     assert_error_code(replay_one(&app, &id, json!({})).await, 400, 9).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    settled(&app).await;
     assert_eq!(smtp.mails_to("ada@example.com").len(), 1);
 }
 
@@ -109,7 +112,7 @@ async fn a_filtered_replay_counts_in_a_dry_run_replays_for_real_and_is_safe_to_r
     // A dry run counts and changes nothing.
     let report = replay_matching(&app, json!({"filter": {"orgId": a}, "dryRun": true})).await;
     assert_eq!(report, json!({"matched": 2, "replayed": 0, "skipped": {"stale": 0}}));
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    settled(&app).await;
     for user in [&a1, &a2, &b1] {
         assert_eq!(statuses(&app, user).await, [("dead".to_string(), 1)]);
     }
@@ -131,7 +134,7 @@ async fn a_filtered_replay_counts_in_a_dry_run_replays_for_real_and_is_safe_to_r
     // Again: nothing is dead there any more, so nothing is replayed twice.
     let report = replay_matching(&app, json!({"filter": {"orgId": a}})).await;
     assert_eq!(report, json!({"matched": 0, "replayed": 0, "skipped": {"stale": 0}}));
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    settled(&app).await;
     assert_eq!(smtp.mails().len(), 2);
     assert_eq!(delivery(&app, &b1_delivery).await["status"], json!("dead"));
     assert!(smtp.mails_to("b1@example.com").is_empty());
@@ -153,7 +156,7 @@ async fn a_dead_delivery_whose_code_expired_is_stale_and_goes_out_only_with_a_ne
     let org = app.create_org().await;
     let (ada, ada_delivery) = dead_user(&app, &org, "ada@example.com").await;
     let (bob, bob_delivery) = dead_user(&app, &org, "bob@example.com").await;
-    tokio::time::sleep(past(ttl)).await;
+    wait_until_expired(ttl).await;
     accept_again(&smtp, "ada@example.com");
     accept_again(&smtp, "bob@example.com");
 

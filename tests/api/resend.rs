@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{assert_error, assert_write_details, ok_json, past, spawn_app, spawn_app_with};
+use crate::helpers::{assert_error, assert_write_details, ok_json, spawn_app, spawn_app_with, wait_until_expired};
 
 #[actix_web::test]
 async fn resend_without_any_code_is_400_code_9_code_not_found() {
@@ -121,7 +121,7 @@ async fn an_expired_code_can_be_resent() {
     let app = spawn_app_with(|s| s.invite.code_ttl = ttl).await;
     let (_, user) = app.org_and_user().await;
     ok_json(app.create_code(&user, &json!({})).await).await;
-    tokio::time::sleep(past(ttl)).await;
+    wait_until_expired(ttl).await;
 
     let resp = ok_json(app.resend(&user).await).await;
 

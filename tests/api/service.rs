@@ -118,15 +118,11 @@ async fn a_database_connection_ended_mid_request_is_503() {
     // Wait until herald's transaction is blocked on the lock.
     let waiting = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
                    AND application_name = 'herald' AND wait_event_type = 'Lock'";
-    let mut pid: Option<i32> = None;
-    for _ in 0..200 {
-        pid = sqlx::query_scalar(waiting).fetch_optional(&app.pool).await.unwrap();
-        if pid.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let pid = pid.expect("herald's create waits on the row lock");
+    let pid: i32 =
+        crate::helpers::eventually("herald's create waits on the row lock", crate::helpers::WAIT, || async {
+            sqlx::query_scalar(waiting).fetch_optional(&app.pool).await.unwrap()
+        })
+        .await;
 
     // Act: an administrator ends herald's connection (as a shutdown or failover does).
     sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(&app.pool).await.unwrap();

@@ -1,10 +1,8 @@
 //! API.md §1.3 and §3: API tokens.
 
-use std::time::Duration;
-
 use serde_json::json;
 
-use crate::helpers::{assert_error, assert_error_code, ok_json, spawn_app};
+use crate::helpers::{assert_error, assert_error_code, ok_json, spawn_app, wait_until_expired};
 
 #[actix_web::test]
 async fn a_revoked_token_is_401() {
@@ -76,8 +74,7 @@ async fn an_expired_token_is_401() {
         ok_json(app.post("/admin/v1/tokens", &app.bootstrap, &body).await).await["token"].as_str().unwrap().to_string();
     ok_json(app.get(&format!("/v2/users/{user}"), &token).await).await;
 
-    let wait = (expires_at - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(200);
-    tokio::time::sleep(wait).await;
+    wait_until_expired((expires_at - chrono::Utc::now()).to_std().unwrap_or_default()).await;
 
     assert_error(app.get(&format!("/v2/users/{user}"), &token).await, 401, 16, "AUTH-7fs1e").await;
 }

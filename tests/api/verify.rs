@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{assert_error, assert_error_code, assert_write_details, ok_json, past, spawn_app, spawn_app_with};
+use crate::helpers::{
+    assert_error, assert_error_code, assert_write_details, ok_json, spawn_app, spawn_app_with, wait_until_expired,
+};
 
 #[actix_web::test]
 async fn the_right_code_verifies_the_email_and_initializes_the_user() {
@@ -131,7 +133,7 @@ async fn an_expired_code_fails_and_is_cleared() {
     let app = spawn_app_with(|s| s.invite.code_ttl = ttl).await;
     let (_, user) = app.org_and_user().await;
     let (code, _) = app.returned_code(&user).await;
-    tokio::time::sleep(past(ttl)).await;
+    wait_until_expired(ttl).await;
 
     assert_error(app.verify(&user, &code).await, 400, 3, "COMMAND-Wgn4q").await;
 

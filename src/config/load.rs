@@ -1,204 +1,13 @@
-//! Typed settings, loaded in layers (docs/ARCHITECTURE.md, "Configuration").
-//!
-//! 1. `config/default.toml`, embedded in the binary: every key and its default;
-//! 2. `config/<HERALD_ENV>.toml`, when it exists;
-//! 3. environment variables `HERALD__<SECTION>__<KEY>`.
-//!
-//! The defaults file also fixes each key's type: an environment value is read as
-//! the type of the default it replaces, so `HERALD__AUTH__BOOTSTRAP_TOKEN=123` stays
-//! a string and `HERALD__DELIVERY__RETRY_DELAYS=1s,5s` becomes a list. A key that is
-//! not in the defaults is a typo, and an error.
+//! Loading the settings in layers (the module's doc says which), and the checks
+//! that types alone cannot make.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
-use base64::Engine;
-use serde::{Deserialize, Deserializer};
 use toml::Value;
 
-const DEFAULTS: &str = include_str!("../config/default.toml");
-/// Used only in development, so `herald serve` works with no configuration.
-const DEVELOPMENT_KEY: [u8; 32] = *b"herald-development-key-not-safe!";
+use super::{development, invalid, ConfigError, Settings, SmsProvider};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("invalid configuration: {key}: {message}")]
-    Invalid { key: String, message: String },
-    #[error("cannot read configuration file {path}: {message}")]
-    File { path: PathBuf, message: String },
-}
-
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.to_string(), message: message.into() }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Api,
-    Worker,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    /// `HERALD_ENV`, `development` when unset.
-    #[serde(skip, default = "development")]
-    pub env: String,
-    pub roles: Vec<Role>,
-    pub http: Http,
-    pub database: Database,
-    pub amqp: Amqp,
-    pub delivery: Delivery,
-    pub email: Email,
-    pub sms: Sms,
-    pub invite: Invite,
-    pub auth: Auth,
-    pub crypto: Crypto,
-    pub log: Log,
-    pub shutdown: Shutdown,
-    pub zitadel: Zitadel,
-}
-
-fn development() -> String {
-    "development".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Http {
-    pub addr: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Database {
-    pub url: String,
-    pub max_connections: u32,
-    pub migrate_on_start: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Amqp {
-    pub url: String,
-    pub prefix: String,
-    pub prefetch: u16,
-    pub resend_prefetch: u16,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Delivery {
-    #[serde(deserialize_with = "durations")]
-    pub retry_delays: Vec<Duration>,
-    pub max_attempts: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EmailTransport {
-    Smtp,
-    File,
-    Log,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Email {
-    pub transport: EmailTransport,
-    pub smtp_url: String,
-    pub from: String,
-    pub file_dir: PathBuf,
-    pub smtp_connections: u16,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SmsProvider {
-    Log,
-    Webhook,
-    Twilio,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Sms {
-    pub provider: SmsProvider,
-    pub webhook_url: String,
-    pub twilio_account_sid: String,
-    pub twilio_auth_token: String,
-    pub twilio_from: String,
-    pub twilio_base_url: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Invite {
-    pub code_length: usize,
-    #[serde(deserialize_with = "duration")]
-    pub code_ttl: Duration,
-    pub default_url_template: String,
-    pub default_application_name: String,
-    pub max_codes_per_user_per_hour: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Auth {
-    pub bootstrap_token: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Crypto {
-    pub key: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Pretty,
-    Json,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Log {
-    pub format: LogFormat,
-    pub level: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Shutdown {
-    #[serde(deserialize_with = "duration")]
-    pub grace: Duration,
-}
-
-/// herald as ZITADEL's notification provider.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Zitadel {
-    /// How far a post's signature time may be from now (either way).
-    #[serde(deserialize_with = "duration")]
-    pub signature_tolerance: Duration,
-}
-
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(s.trim()).map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration ({e})")))
-}
-
-fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
-    Vec::<String>::deserialize(d)?
-        .into_iter()
-        .map(|s| {
-            humantime::parse_duration(s.trim())
-                .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration ({e})")))
-        })
-        .collect()
-}
+const DEFAULTS: &str = include_str!("../../config/default.toml");
 
 impl Settings {
     /// The embedded defaults alone (what tests start from).
@@ -298,31 +107,6 @@ impl Settings {
         self.crypto_key()?;
         Ok(())
     }
-
-    /// The AES-256 key for stored codes.
-    ///
-    /// # Errors
-    /// `crypto.key` unset outside development, or not base64 of 32 bytes.
-    pub fn crypto_key(&self) -> Result<[u8; 32], ConfigError> {
-        if self.crypto.key.is_empty() {
-            if self.env == "development" {
-                return Ok(DEVELOPMENT_KEY);
-            }
-            return Err(invalid("crypto.key", "is required outside development (base64 of 32 random bytes)"));
-        }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(self.crypto.key.trim())
-            .map_err(|_| invalid("crypto.key", "is not base64"))?;
-        bytes.try_into().map_err(|_| invalid("crypto.key", "must decode to exactly 32 bytes"))
-    }
-
-    pub fn bootstrap_token(&self) -> Option<&str> {
-        Some(self.auth.bootstrap_token.as_str()).filter(|t| !t.is_empty())
-    }
-
-    pub fn has_role(&self, role: Role) -> bool {
-        self.roles.contains(&role)
-    }
 }
 
 fn from_value(value: Value) -> Result<Settings, ConfigError> {
@@ -373,7 +157,12 @@ fn set_from_env(root: &mut Value, path: &str, raw: &str) -> Result<(), ConfigErr
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use base64::Engine;
+
     use super::*;
+    use crate::config::Role;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -1,32 +1,29 @@
-//! `herald users import`: the library function against a database of its own.
+//! `herald users import`: the library function against a database of the test's own
+//! (the harness's `TestDatabase`: no herald runs, nothing but the import touches it).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use herald::config::Settings;
 use herald::domain::IdGenerator;
 use herald::ops::import::{import_users, ImportProgress, ImportReport};
 use serde_json::{json, Value};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
-/// The server's root, without the database name.
-const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+use crate::helpers::TestDatabase;
 
-/// A migrated database for one test, with one organization in it.
+/// A migrated database for one test, with one organization in it; dropped with the
+/// value when the test passes.
 struct TestDb {
     pool: PgPool,
-    name: String,
     org_id: String,
     ids: IdGenerator,
+    /// Last, so the pool closes before the database goes.
+    _database: TestDatabase,
 }
 
 impl TestDb {
     async fn new() -> Self {
-        let name = format!("herald_test_import_{:016x}", rand::random::<u64>());
-        let mut settings = Settings::defaults();
-        settings.database.url = format!("{POSTGRES}/{name}");
-        let pool = herald::startup::open_database(&settings).await.expect("the test database is created and migrated");
+        let (database, pool) = TestDatabase::open().await;
         let org_id = "org-import".to_string();
         sqlx::query(
             "INSERT INTO organizations (id, name, default_language, login_methods, sequence, created_at, changed_at)
@@ -36,7 +33,7 @@ impl TestDb {
         .execute(&pool)
         .await
         .unwrap();
-        TestDb { pool, name, org_id, ids: IdGenerator::new(1) }
+        TestDb { pool, org_id, ids: IdGenerator::new(1), _database: database }
     }
 
     async fn import(&self, file: &TempFile) -> (ImportReport, Vec<ImportProgress>) {
@@ -49,15 +46,6 @@ impl TestDb {
 
     async fn scalar(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).bind(&self.org_id).fetch_one(&self.pool).await.unwrap()
-    }
-
-    /// Drops the database; called at the end of a passing test (a failing one keeps
-    /// it, to look at).
-    async fn drop_database(self) {
-        self.pool.close().await;
-        let admin = PgPoolOptions::new().max_connections(1).connect(&format!("{POSTGRES}/postgres")).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).execute(&admin).await.unwrap();
-        admin.close().await;
     }
 }
 
@@ -189,8 +177,6 @@ async fn csv_rows_are_imported_and_bad_ones_reported_by_line() {
     assert_eq!(report.imported, 0);
     assert_eq!(lines_and_reasons(&report), [(1, "userId already exists")]);
     assert_eq!(db.scalar("SELECT count(*) FROM users WHERE org_id = $1").await, 53);
-
-    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -221,8 +207,6 @@ async fn large_files_go_in_batches_of_a_thousand_and_duplicates_are_caught_acros
     assert_eq!(db.scalar("SELECT count(*) FROM users WHERE org_id = $1").await, 2499);
     assert_eq!(db.scalar(USERS_WITHOUT_ONE_EVENT).await, 0);
     assert_eq!(db.scalar(OTHER_EVENTS).await, 0);
-
-    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -235,8 +219,6 @@ async fn an_unknown_organization_is_refused_by_name() {
     let error = result.expect_err("an unknown organization is an error");
     assert!(format!("{error:#}").contains("no-such-org"), "{error:#}");
     assert_eq!(db.scalar("SELECT count(*) FROM users WHERE org_id = $1").await, 0);
-
-    db.drop_database().await;
 }
 
 #[tokio::test]
@@ -249,6 +231,4 @@ async fn a_bad_csv_header_stops_the_import_before_any_row() {
     let error = format!("{:#}", result.expect_err("an unknown column is an error"));
     assert!(error.contains("line 1") && error.contains("familyname"), "{error}");
     assert_eq!(db.scalar("SELECT count(*) FROM users WHERE org_id = $1").await, 0);
-
-    db.drop_database().await;
 }
