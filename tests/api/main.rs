@@ -24,4 +24,5 @@ mod smtp;
 mod tokens;
 mod verify;
 mod zitadel;
+mod zitadel_cli;
 mod zitadel_delivery;
