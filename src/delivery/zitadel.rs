@@ -6,10 +6,10 @@
 use super::pipeline::Pipeline;
 use super::retry::Attempted;
 use crate::channels::{OutgoingEmail, OutgoingSms, SendEmail, SendError, SendSms};
+use crate::domain::zitadel::Message;
 use crate::domain::{Channel, DeliveryStatus};
 use crate::render::{zitadel::sms, RenderZitadelEmail};
 use crate::store::{deliveries::DeliveryContext, zitadel::StoredMessage};
-use crate::zitadel::Message;
 
 impl Pipeline {
     /// Opens the message sealed to this delivery and sends it. A message that does

@@ -7,6 +7,7 @@ pub mod error;
 pub mod id;
 pub mod source;
 pub mod url_template;
+pub mod zitadel;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::{InviteData, RenderError, RenderedEmail, Templates};
-use crate::zitadel::TemplateData;
+use crate::domain::zitadel::TemplateData;
 
 pub struct Renderer {
     templates: Arc<Templates>,

@@ -12,7 +12,7 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 use super::{RenderError, RenderedEmail};
-use crate::zitadel::TemplateData;
+use crate::domain::zitadel::TemplateData;
 
 const HTML: &str = include_str!("../../templates/email/zitadel.html.hbs");
 const TEXT: &str = include_str!("../../templates/email/zitadel.txt.hbs");

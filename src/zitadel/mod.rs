@@ -4,25 +4,25 @@
 //! ZITADEL (v2.62+) can hand each e-mail and SMS it would send to an HTTP provider:
 //! one signed JSON post per message. herald registers such providers per
 //! organization ([`provider`]), checks each post's signature over the raw bytes
-//! ([`signature`]), reads the message ([`message`]) and stores it with a delivery
+//! ([`signature`]), reads the message ([`Message`]) and stores it with a delivery
 //! row in the outbox in one transaction ([`receive`]); from there the delivery
 //! travels herald's queues, retries and dead letters like an invite's.
 //!
 //! - [`signature`]: the `ZITADEL-Signature` header, parsed and verified (pure).
-//! - [`message`]: the payload types and the dedupe key (pure).
+//! - `domain::zitadel`: the payload types and the dedupe key (pure, below the
+//!   delivery pipeline and the renderer, which use them too).
 //! - [`provider`]: register, list, change and remove providers (`provider.write`).
 //! - [`receive`]: the receiving endpoint's rule: provider, signature, message, store.
 //! - [`cli`]: `herald zitadel-provider add|list|remove`.
 
 pub mod cli;
-pub mod message;
 pub mod provider;
 pub mod receive;
 pub mod signature;
 
 use std::sync::Arc;
 
-pub use message::{Message, TemplateData};
+pub use crate::domain::zitadel::{Message, TemplateData};
 pub use provider::{NewProvider, Provider, ProviderPatch, ProviderService};
 pub use receive::{Accepted, Receiver};
 

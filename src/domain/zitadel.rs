@@ -1,4 +1,6 @@
-//! What ZITADEL's HTTP provider posts: `contextInfo` (the event and the recipient),
+//! What ZITADEL's HTTP provider posts (docs/ARCHITECTURE.md, "ZITADEL's
+//! notifications"), as plain types: the receiving endpoint reads it, the delivery
+//! pipeline and the renderer use it, so it lives below all three. The message: `contextInfo` (the event and the recipient),
 //! `templateData` (texts already translated by ZITADEL, colours, the link) and
 //! `args` (the user and the code). Unknown fields are ignored: ZITADEL adds to the
 //! shape between versions.
@@ -7,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{ids, Channel, Email, Error, Phone};
+use super::{ids, Channel, Email, Error, Phone};
 
 /// The posted JSON as herald reads it. Every field is optional here; [`Message::parse`]
 /// says which are required and names the one missing.
