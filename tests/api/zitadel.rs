@@ -272,3 +272,23 @@ async fn identical_posts_at_once_share_one_delivery() {
     assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
     assert_eq!(count(&app, "deliveries").await, 1);
 }
+
+#[actix_web::test]
+async fn metrics_count_received_duplicate_and_refused_posts_per_provider() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let p = provider(&app, &org, "email", &[KEY], true).await;
+    let message = invite_message("ada@example.com", "K3M9QX");
+    post_signed(&app, &p, KEY, &message).await;
+    post_signed(&app, &p, KEY, &message).await;
+    let body = serde_json::to_vec(&message).unwrap();
+    post(&app, &p, &body, None).await;
+
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+
+    for (event, outcome) in [(INVITE, "received"), (INVITE, "duplicate"), ("", "refused_signature")] {
+        let line =
+            format!("herald_zitadel_messages_total{{event_type=\"{event}\",outcome=\"{outcome}\",provider=\"{p}\"}} 1");
+        assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
+    }
+}
