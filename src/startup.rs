@@ -142,7 +142,7 @@ impl Application {
         let replay = ReplayService::new(pool.clone(), invites.clone(), metrics.clone(), Some(kick.clone()));
         let (providers, receiver) =
             crate::zitadel::services(&settings, &services.cipher, &services.ids, pool.clone(), &metrics, kick);
-        let (providers, receiver) = (web::Data::new(providers), web::Data::new(receiver));
+        let providers = web::Data::new(providers);
 
         let mut consumers = Vec::new();
         if settings.has_role(Role::Worker) {
@@ -225,7 +225,8 @@ impl Application {
                     .app_data(data.clone())
                     .app_data(resends)
                     .app_data(providers.clone())
-                    .app_data(receiver.clone())
+                    // ZITADEL's posts share transactions per worker, as resends do.
+                    .app_data(web::Data::new(receiver.grouped(RESEND_GROUP_MAX, RESEND_GROUP_CONCURRENCY)))
                     .wrap(middleware::from_fn(api::request_id::middleware))
                     .configure(api::configure)
                     .default_service(web::to(api::rest::not_found))

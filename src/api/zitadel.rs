@@ -10,7 +10,9 @@ use super::error::RestError;
 use super::{body, request_id, AppState};
 use crate::auth::Principal;
 use crate::domain::{ids, Channel, Error};
-use crate::zitadel::{notification_path, signature, NewProvider, Provider, ProviderPatch, ProviderService, Receiver};
+use crate::zitadel::{
+    notification_path, signature, GroupedReceiver, NewProvider, Provider, ProviderPatch, ProviderService,
+};
 
 type Reply = Result<HttpResponse, RestError>;
 
@@ -163,7 +165,7 @@ async fn delete(
 /// and retries it: a slow answer costs a duplicate post, which the dedupe key
 /// absorbs).
 async fn notification(
-    receiver: web::Data<Receiver>,
+    receiver: web::Data<GroupedReceiver>,
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,

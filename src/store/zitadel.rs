@@ -117,59 +117,89 @@ pub enum Stored {
     Duplicate(i64),
 }
 
-/// Stores the message and its delivery row (the outbox) in one transaction, or,
-/// when the provider posted the same message before, finds that one's delivery.
+/// Stores messages and their delivery rows (the outbox) in one transaction, or,
+/// for a message its provider posted before, finds that one's delivery: one
+/// answer per message, in order. Several posts share a transaction under load
+/// (`zitadel::receive`), so the commits PostgreSQL flushes do not grow with them.
 ///
-/// The message is inserted first with `ON CONFLICT DO NOTHING`: of two identical
-/// posts at once, the second waits on the unique key until the first commits, then
-/// inserts nothing and reads the first one's delivery id. The delivery row is
-/// inserted by the same statement, and only when the message was; the foreign key
-/// from the message to it is checked at the end of that statement.
-pub async fn store_message(pool: &PgPool, m: &NewMessage) -> Result<Stored, sqlx::Error> {
+/// The messages are inserted first with `ON CONFLICT DO NOTHING`, in key order (two
+/// transactions with overlapping keys then wait on each other in one order, never
+/// deadlock): a post whose key another transaction is inserting waits until that one
+/// commits, then inserts nothing; the same key twice in one set is inserted once.
+/// The delivery rows are inserted by the same statement, for the messages that were;
+/// the foreign key from a message to its delivery is checked at the end of it.
+/// Whatever was not inserted reads the delivery of the message that was.
+pub async fn store_messages(pool: &PgPool, messages: &[NewMessage]) -> Result<Vec<Stored>, sqlx::Error> {
+    let mut order: Vec<&NewMessage> = messages.iter().collect();
+    order.sort_by(|a, b| (&a.provider_id, &a.dedupe_key).cmp(&(&b.provider_id, &b.dedupe_key)));
+    let col = |f: fn(&NewMessage) -> String| order.iter().map(|m| f(m)).collect::<Vec<_>>();
     let mut tx = pool.begin().await?;
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "WITH message AS (
+    let inserted: Vec<i64> = sqlx::query_scalar(
+        "WITH input AS (
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                  $7::bytea[], $8::bytea[], $9::timestamptz[], $10::text[], $11::timestamptz[])
+                 WITH ORDINALITY AS i(delivery_id, provider_id, org_id, channel, recipient, event_type, dedupe_key,
+                                      message_encrypted, expires_at, request_id, at, n)
+         ), message AS (
              INSERT INTO zitadel_messages (delivery_id, provider_id, event_type, dedupe_key, message_encrypted,
                                            received_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $13)
+             SELECT delivery_id, provider_id, event_type, dedupe_key, message_encrypted, at, expires_at
+             FROM input ORDER BY n
              ON CONFLICT (provider_id, dedupe_key) DO NOTHING
              RETURNING delivery_id
          )
          INSERT INTO deliveries (id, user_id, org_id, channel, recipient, template, locale, status,
                                  code_event_sequence, created_at, updated_at, request_id, source)
-         SELECT delivery_id, NULL, $7, $8, $9, $3, '', $10, NULL, $6, $6, $11, $12 FROM message
+         SELECT i.delivery_id, NULL, i.org_id, i.channel, i.recipient, i.event_type, '', $12, NULL, i.at, i.at,
+                i.request_id, $13
+         FROM input i JOIN message m ON m.delivery_id = i.delivery_id
          RETURNING id",
     )
-    .bind(m.delivery_id)
-    .bind(&m.provider_id)
-    .bind(&m.event_type)
-    .bind(&m.dedupe_key)
-    .bind(&m.message_encrypted)
-    .bind(m.at)
-    .bind(&m.org_id)
-    .bind(&m.channel)
-    .bind(&m.recipient)
+    .bind(order.iter().map(|m| m.delivery_id).collect::<Vec<_>>())
+    .bind(col(|m| m.provider_id.clone()))
+    .bind(col(|m| m.org_id.clone()))
+    .bind(col(|m| m.channel.clone()))
+    .bind(col(|m| m.recipient.clone()))
+    .bind(col(|m| m.event_type.clone()))
+    .bind(order.iter().map(|m| m.dedupe_key.clone()).collect::<Vec<_>>())
+    .bind(order.iter().map(|m| m.message_encrypted.clone()).collect::<Vec<_>>())
+    .bind(order.iter().map(|m| m.expires_at).collect::<Vec<_>>())
+    .bind(order.iter().map(|m| m.request_id.clone()).collect::<Vec<_>>())
+    .bind(order.iter().map(|m| m.at).collect::<Vec<_>>())
     .bind(DeliveryStatus::Queued.as_str())
-    .bind(&m.request_id)
     .bind(DeliverySource::Zitadel.as_str())
-    .bind(m.expires_at)
-    .fetch_optional(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    let stored = match inserted {
-        Some(id) => Stored::New(id),
-        None => {
-            let first: i64 = sqlx::query_scalar(
-                "SELECT delivery_id FROM zitadel_messages WHERE provider_id = $1 AND dedupe_key = $2",
-            )
-            .bind(&m.provider_id)
-            .bind(&m.dedupe_key)
-            .fetch_one(&mut *tx)
-            .await?;
-            Stored::Duplicate(first)
-        }
+    let inserted: std::collections::HashSet<i64> = inserted.into_iter().collect();
+    let others: Vec<&NewMessage> = messages.iter().filter(|m| !inserted.contains(&m.delivery_id)).collect();
+    let firsts: Vec<(String, Vec<u8>, i64)> = if others.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT z.provider_id, z.dedupe_key, z.delivery_id
+             FROM zitadel_messages z
+             JOIN unnest($1::text[], $2::bytea[]) AS k(provider_id, dedupe_key)
+               ON z.provider_id = k.provider_id AND z.dedupe_key = k.dedupe_key",
+        )
+        .bind(others.iter().map(|m| m.provider_id.clone()).collect::<Vec<_>>())
+        .bind(others.iter().map(|m| m.dedupe_key.clone()).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?
     };
     tx.commit().await?;
-    Ok(stored)
+    messages
+        .iter()
+        .map(|m| {
+            if inserted.contains(&m.delivery_id) {
+                return Ok(Stored::New(m.delivery_id));
+            }
+            firsts
+                .iter()
+                .find(|(p, k, _)| *p == m.provider_id && *k == m.dedupe_key)
+                .map(|(_, _, id)| Stored::Duplicate(*id))
+                .ok_or_else(|| sqlx::Error::RowNotFound)
+        })
+        .collect()
 }
 
 /// A stored message, read with its delivery's claim (`deliveries::claim_many`).

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 pub use crate::domain::zitadel::{Message, TemplateData};
 pub use provider::{NewProvider, Provider, ProviderPatch, ProviderService};
-pub use receive::{Accepted, Receiver};
+pub use receive::{Accepted, GroupedReceiver, Receiver};
 
 /// Tells the outbox relay that a committed delivery waits (the same hook the
 /// invite service calls after its commits).

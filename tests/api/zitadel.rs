@@ -260,17 +260,30 @@ async fn a_provider_of_another_organization_is_invisible_and_out_of_reach() {
 }
 
 #[actix_web::test]
-async fn identical_posts_at_once_share_one_delivery() {
+async fn identical_posts_at_once_share_one_delivery_and_others_get_their_own() {
     let app = spawn_app().await;
     let org = app.create_org().await;
     let p = provider(&app, &org, "email", &[KEY], true).await;
-    let message = invite_message("ada@example.com", "K3M9QX");
+    // Eight copies of one message among eight others, all at once: posts that
+    // arrive together share a transaction, copies included.
+    let messages: Vec<Value> = (0..16)
+        .map(|i| {
+            if i % 2 == 0 {
+                invite_message("ada@example.com", "K3M9QX")
+            } else {
+                invite_message("ada@example.com", &format!("CODE{i:02}"))
+            }
+        })
+        .collect();
 
-    let posts = (0..8).map(|_| post_signed(&app, &p, KEY, &message));
-    let ids = futures_util::future::join_all(posts).await;
+    let ids = futures_util::future::join_all(messages.iter().map(|m| post_signed(&app, &p, KEY, m))).await;
 
-    assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
-    assert_eq!(count(&app, "deliveries").await, 1);
+    let copies: Vec<&String> = ids.iter().step_by(2).collect();
+    assert!(copies.iter().all(|id| *id == copies[0]), "{ids:?}");
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), 9, "{ids:?}");
+    assert_eq!(count(&app, "deliveries").await, 9);
+    assert_eq!(count(&app, "zitadel_messages").await, 9);
 }
 
 #[actix_web::test]
