@@ -142,6 +142,11 @@ async fn refused_posts_store_nothing() {
     let sig = signature(KEY, now(), &body);
     let changed = String::from_utf8(body.clone()).unwrap().replace("K3M9QX", "AAAAAA");
     assert_error(post(&app, &p, changed.as_bytes(), Some(&sig)).await, 401, 16, "ZITADEL-signature").await;
+    // Past 64 KiB, signed or not.
+    let mut large = invite_message("ada@example.com", "K3M9QX");
+    large["templateData"]["text"] = json!("x".repeat(70 * 1024));
+    let large = serde_json::to_vec(&large).unwrap();
+    assert_error(post(&app, &p, &large, Some(&signature(KEY, now(), &large))).await, 413, 3, "API-bodysize").await;
 
     assert_eq!(count(&app, "deliveries").await, 0);
     assert_eq!(count(&app, "zitadel_messages").await, 0);
