@@ -22,13 +22,13 @@ pub struct SignatureHeader {
 /// Why a post's signature was refused. Each maps to one answer of the endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    #[error("the ZITADEL-Signature header is missing")]
+    #[error("The ZITADEL-Signature header is missing")]
     Missing,
-    #[error("the ZITADEL-Signature header is malformed")]
+    #[error("The ZITADEL-Signature header is malformed")]
     Malformed,
-    #[error("the ZITADEL-Signature timestamp is outside the tolerance")]
+    #[error("The ZITADEL-Signature time is too far from now")]
     OutOfTolerance,
-    #[error("no signature matches a signing key of the provider")]
+    #[error("No signature matches a signing key of the provider")]
     NoMatch,
 }
 
