@@ -64,6 +64,9 @@ enum ZitadelProviderCommand {
         no_signature: bool,
         #[arg(long, default_value = "")]
         description: String,
+        /// Send ZITADEL's invite codes in herald's own invite template, not ZITADEL's texts.
+        #[arg(long)]
+        herald_invite_template: bool,
     },
     /// List providers.
     List {
@@ -236,6 +239,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             signing_keys,
             no_signature,
             description,
+            herald_invite_template,
         }) => {
             let add = herald::zitadel::cli::AddProvider {
                 org,
@@ -243,6 +247,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 signing_keys,
                 require_signature: !no_signature,
                 description,
+                use_herald_invite_template: herald_invite_template,
             };
             herald::zitadel::cli::add(&settings, add).await
         }

@@ -159,6 +159,10 @@ impl Application {
                     lease: DELIVERY_LEASE,
                 }),
                 metrics: metrics.clone(),
+                invite_defaults: Arc::new(crate::render::zitadel_invite::InviteDefaults {
+                    application_name: settings.invite.default_application_name.clone(),
+                    code_ttl: settings.invite.code_ttl,
+                }),
                 batches: None,
             };
             let requests =

@@ -42,6 +42,8 @@ struct CreateBody {
     require_signature: Option<bool>,
     #[serde(default)]
     description: String,
+    #[serde(default, alias = "use_herald_invite_template")]
+    use_herald_invite_template: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +54,8 @@ struct PatchBody {
     #[serde(alias = "require_signature")]
     require_signature: Option<bool>,
     description: Option<String>,
+    #[serde(alias = "use_herald_invite_template")]
+    use_herald_invite_template: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -64,6 +68,7 @@ struct ProviderDto {
     require_signature: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     description: String,
+    use_herald_invite_template: bool,
     /// How many signing keys are stored (the keys themselves never leave herald).
     signing_keys: usize,
     created_at: String,
@@ -79,6 +84,7 @@ impl From<Provider> for ProviderDto {
             channel: p.channel,
             require_signature: p.require_signature,
             description: p.description,
+            use_herald_invite_template: p.use_herald_invite_template,
             signing_keys: p.key_count,
             created_at: timestamp(p.created_at),
             updated_at: timestamp(p.updated_at),
@@ -102,6 +108,7 @@ async fn create(
         signing_keys: b.signing_keys,
         require_signature: b.require_signature.unwrap_or(true),
         description: b.description,
+        use_herald_invite_template: b.use_herald_invite_template,
     };
     let p = providers.create(&caller, new).await?;
     Ok(HttpResponse::Created().json(ProviderDto::from(p)))
@@ -144,6 +151,7 @@ async fn patch(
         signing_keys: b.signing_keys,
         require_signature: b.require_signature,
         description: b.description,
+        use_herald_invite_template: b.use_herald_invite_template,
     };
     Ok(HttpResponse::Ok().json(ProviderDto::from(providers.patch(&caller, &path, change).await?)))
 }

@@ -18,7 +18,7 @@ use crate::channels::{EmailSender, OutgoingEmail, OutgoingSms, SendEmail, SendEr
 use crate::domain::{Channel, CodeCipher, DeliveryStatus, LoginMethod, UrlTemplate};
 use crate::metrics::Metrics;
 use crate::queue::{Disposition, Handle, Incoming};
-use crate::render::{InviteData, RenderEmail, RenderSms, Renderer};
+use crate::render::{zitadel_invite::InviteDefaults, InviteData, RenderEmail, RenderSms, Renderer};
 use crate::store::{self, deliveries::AttemptRecord, deliveries::Claim, deliveries::DeliveryContext};
 
 /// Deliveries being handled at once per worker (a multi-delivery message counts
@@ -39,6 +39,8 @@ pub struct Pipeline {
     pub sms: Addr<SmsSender>,
     pub policy: Arc<RetryPolicy>,
     pub metrics: Metrics,
+    /// What herald's invite template of a ZITADEL invite takes from the settings.
+    pub invite_defaults: Arc<InviteDefaults>,
     /// Claims and attempt records gathered into set-based statements (see
     /// [`Pipeline::batched`]); without them each delivery runs its own.
     pub batches: Option<Batches>,
@@ -288,7 +290,7 @@ impl Pipeline {
         })
     }
 
-    async fn send_email(&self, ctx: &DeliveryContext, data: InviteData) -> Attempted {
+    pub(super) async fn send_email(&self, ctx: &DeliveryContext, data: InviteData) -> Attempted {
         let display_name = data.display_name.clone();
         let rendered = match self.renderer.send(RenderEmail(data)).await {
             Ok(Ok(r)) => r,
@@ -310,7 +312,7 @@ impl Pipeline {
         }
     }
 
-    async fn send_sms(&self, ctx: &DeliveryContext, data: InviteData) -> Attempted {
+    pub(super) async fn send_sms(&self, ctx: &DeliveryContext, data: InviteData) -> Attempted {
         let body = match self.renderer.send(RenderSms(data)).await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => return Attempted::Failed(SendError::permanent(e.to_string())),

@@ -1,13 +1,15 @@
 //! The attempt of a ZITADEL delivery (docs/ARCHITECTURE.md, "ZITADEL's
 //! notifications"): the stored message is opened and rendered in herald's layout,
-//! then sent like an invite. Claim, retries, dead letters and the attempt log are
-//! the pipeline's, unchanged.
+//! then sent like an invite. An invite of a provider that chose herald's invite
+//! template is sent as herald's invite instead. Claim, retries, dead letters and
+//! the attempt log are the pipeline's, unchanged.
 
 use super::pipeline::Pipeline;
 use super::retry::Attempted;
 use crate::channels::{OutgoingEmail, OutgoingSms, SendEmail, SendError, SendSms};
 use crate::domain::zitadel::Message;
-use crate::domain::{Channel, DeliveryStatus};
+use crate::domain::{Channel, DeliveryStatus, LoginMethod};
+use crate::render::zitadel_invite::{invite_data, InviteContext};
 use crate::render::{zitadel::sms, RenderZitadelEmail};
 use crate::store::{deliveries::DeliveryContext, zitadel::StoredMessage};
 
@@ -24,6 +26,23 @@ impl Pipeline {
             Ok(m) => m,
             Err(e) => return Attempted::Failed(e),
         };
+        if stored.use_herald_invite_template {
+            let login_methods: Vec<LoginMethod> =
+                ctx.login_methods.iter().filter_map(|m| LoginMethod::parse(m)).collect();
+            let context = InviteContext {
+                org_name: &ctx.org_name,
+                org_language: &stored.org_language,
+                login_methods: &login_methods,
+                defaults: &self.invite_defaults,
+                received_at: stored.received_at,
+            };
+            if let Some(data) = invite_data(&message, &context) {
+                return match ctx.channel {
+                    Channel::Email => self.send_email(ctx, data).await,
+                    Channel::Sms => self.send_sms(ctx, data).await,
+                };
+            }
+        }
         let sent = match ctx.channel {
             Channel::Email => {
                 let to_name = message.arg("displayName");

@@ -11,6 +11,7 @@
 
 pub mod actor;
 pub mod zitadel;
+pub mod zitadel_invite;
 
 use std::collections::{BTreeMap, HashMap};
 

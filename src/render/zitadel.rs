@@ -92,7 +92,7 @@ fn font_family(raw: &str) -> String {
 }
 
 /// An absolute http(s) URL, or "" (a button to anything else is left out).
-fn link(raw: &str, https_only: bool) -> String {
+pub(super) fn link(raw: &str, https_only: bool) -> String {
     let v = unescape(raw.trim());
     match url::Url::parse(&v) {
         Ok(u) if u.scheme() == "https" || (!https_only && u.scheme() == "http") => v,

@@ -126,12 +126,15 @@ pub async fn claim_many(
                     c.code_encrypted, COALESCE(c.expires_at, m.expires_at,
                         CASE WHEN d.source = $5 THEN now() + interval '1 year' END) AS expires_at, c.url_template,
                     c.application_name, c.event_sequence AS current_sequence,
-                    m.provider_id AS zitadel_provider, m.event_type AS zitadel_event, m.message_encrypted
+                    m.provider_id AS zitadel_provider, m.event_type AS zitadel_event, m.message_encrypted,
+                    m.received_at AS zitadel_received_at, o.default_language AS org_language,
+                    COALESCE(p.use_herald_invite_template, FALSE) AS use_herald_invite_template
              FROM deliveries d
              LEFT JOIN users u ON u.id = d.user_id
              JOIN organizations o ON o.id = d.org_id
              LEFT JOIN invite_codes c ON c.user_id = d.user_id
              LEFT JOIN zitadel_messages m ON m.delivery_id = d.id
+             LEFT JOIN zitadel_providers p ON p.id = m.provider_id
              WHERE d.id = ANY($1)
              ORDER BY d.id
              FOR UPDATE OF d
@@ -160,7 +163,8 @@ pub async fn claim_many(
                 ctx.locale, ctx.code_event_sequence, ctx.user_id, ctx.org_id, ctx.display_name, ctx.given_name,
                 ctx.family_name, ctx.username, ctx.initialized, ctx.org_name, ctx.login_methods,
                 ctx.code_encrypted, ctx.expires_at, ctx.url_template, ctx.application_name, ctx.current_sequence,
-                ctx.zitadel_provider, ctx.zitadel_event, ctx.message_encrypted
+                ctx.zitadel_provider, ctx.zitadel_event, ctx.message_encrypted, ctx.zitadel_received_at,
+                ctx.org_language, ctx.use_herald_invite_template
          FROM ctx JOIN decided v ON v.id = ctx.id LEFT JOIN changed ON changed.id = ctx.id",
     )
     .bind(ids)
@@ -201,9 +205,8 @@ struct ClaimRow {
     url_template: Option<String>,
     application_name: Option<String>,
     current_sequence: Option<i64>,
-    zitadel_provider: Option<String>,
-    zitadel_event: Option<String>,
-    message_encrypted: Option<Vec<u8>>,
+    #[sqlx(flatten)]
+    zitadel: super::zitadel::ClaimedMessage,
 }
 
 impl ClaimRow {
@@ -235,12 +238,7 @@ impl ClaimRow {
                 url_template: self.url_template,
                 application_name: self.application_name,
                 current_sequence: self.current_sequence,
-                zitadel: match (self.zitadel_provider, self.zitadel_event, self.message_encrypted) {
-                    (Some(provider_id), Some(event_type), Some(message_encrypted)) => {
-                        Some(super::zitadel::StoredMessage { provider_id, event_type, message_encrypted })
-                    }
-                    _ => None,
-                },
+                zitadel: self.zitadel.stored(),
             })),
             stale => Claim::Stale(word(stale)?),
         };

@@ -14,17 +14,19 @@ pub struct ProviderRow {
     pub signing_keys_encrypted: Vec<u8>,
     pub require_signature: bool,
     pub description: String,
+    /// herald's invite template in place of ZITADEL's texts for invite codes.
+    pub use_herald_invite_template: bool,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const PROVIDER_COLUMNS: &str =
-    "id, org_id, channel, signing_keys_encrypted, require_signature, description, created_by, created_at, updated_at";
+const PROVIDER_COLUMNS: &str = "id, org_id, channel, signing_keys_encrypted, require_signature, description, \
+     use_herald_invite_template, created_by, created_at, updated_at";
 
 pub async fn insert_provider(conn: &mut PgConnection, p: &ProviderRow) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
-        "INSERT INTO zitadel_providers ({PROVIDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        "INSERT INTO zitadel_providers ({PROVIDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     ))
     .bind(&p.id)
     .bind(&p.org_id)
@@ -32,6 +34,7 @@ pub async fn insert_provider(conn: &mut PgConnection, p: &ProviderRow) -> Result
     .bind(&p.signing_keys_encrypted)
     .bind(p.require_signature)
     .bind(&p.description)
+    .bind(p.use_herald_invite_template)
     .bind(&p.created_by)
     .bind(p.created_at)
     .bind(p.updated_at)
@@ -64,6 +67,7 @@ pub struct ProviderChange {
     pub signing_keys_encrypted: Option<Vec<u8>>,
     pub require_signature: Option<bool>,
     pub description: Option<String>,
+    pub use_herald_invite_template: Option<bool>,
 }
 
 pub async fn update_provider(
@@ -75,7 +79,7 @@ pub async fn update_provider(
     sqlx::query_as(&format!(
         "UPDATE zitadel_providers SET signing_keys_encrypted = COALESCE($2, signing_keys_encrypted),
                 require_signature = COALESCE($3, require_signature), description = COALESCE($4, description),
-                updated_at = $5
+                use_herald_invite_template = COALESCE($6, use_herald_invite_template), updated_at = $5
          WHERE id = $1 RETURNING {PROVIDER_COLUMNS}"
     ))
     .bind(id)
@@ -83,6 +87,7 @@ pub async fn update_provider(
     .bind(change.require_signature)
     .bind(&change.description)
     .bind(at)
+    .bind(change.use_herald_invite_template)
     .fetch_optional(pool)
     .await
 }
@@ -209,11 +214,43 @@ pub struct StoredMessage {
     pub event_type: String,
     /// The posted JSON, sealed to the delivery id (it holds ZITADEL's code).
     pub message_encrypted: Vec<u8>,
+    pub received_at: DateTime<Utc>,
+    /// Its provider asks for herald's invite template (false once the provider
+    /// is removed: a replay then shows ZITADEL's texts).
+    pub use_herald_invite_template: bool,
+    /// The organization's default language (`organizations.default_language`).
+    pub org_language: String,
 }
 
 /// Redacted like the sealed bytes deserve: ids only.
 impl std::fmt::Debug for StoredMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "StoredMessage({}, {})", self.provider_id, self.event_type)
+    }
+}
+
+/// The columns of a delivery's claim that carry its ZITADEL message, if any
+/// (`deliveries::claim_many`).
+#[derive(sqlx::FromRow)]
+pub(super) struct ClaimedMessage {
+    zitadel_provider: Option<String>,
+    zitadel_event: Option<String>,
+    message_encrypted: Option<Vec<u8>>,
+    zitadel_received_at: Option<DateTime<Utc>>,
+    org_language: String,
+    use_herald_invite_template: bool,
+}
+
+impl ClaimedMessage {
+    /// The message, for a ZITADEL delivery; None for an invite's.
+    pub(super) fn stored(self) -> Option<StoredMessage> {
+        Some(StoredMessage {
+            provider_id: self.zitadel_provider?,
+            event_type: self.zitadel_event?,
+            message_encrypted: self.message_encrypted?,
+            received_at: self.zitadel_received_at?,
+            use_herald_invite_template: self.use_herald_invite_template,
+            org_language: self.org_language,
+        })
     }
 }

@@ -16,6 +16,7 @@ pub struct AddProvider {
     pub signing_keys: Vec<String>,
     pub require_signature: bool,
     pub description: String,
+    pub use_herald_invite_template: bool,
 }
 
 async fn provider_service(settings: &Settings) -> anyhow::Result<ProviderService> {
@@ -34,6 +35,7 @@ pub async fn add(settings: &Settings, a: AddProvider) -> anyhow::Result<()> {
         signing_keys: a.signing_keys,
         require_signature: a.require_signature,
         description: a.description,
+        use_herald_invite_template: a.use_herald_invite_template,
     };
     let p = providers.create(&Principal::cli(), new).await.map_err(|e| anyhow::anyhow!(e.message()))?;
     eprintln!(

@@ -22,6 +22,9 @@ pub struct Provider {
     pub channel: Channel,
     pub require_signature: bool,
     pub description: String,
+    /// herald's invite template for ZITADEL's invite codes (docs/ARCHITECTURE.md,
+    /// "ZITADEL's notifications"); off: ZITADEL's texts.
+    pub use_herald_invite_template: bool,
     pub key_count: usize,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -36,6 +39,7 @@ pub struct NewProvider {
     pub signing_keys: Vec<String>,
     pub require_signature: bool,
     pub description: String,
+    pub use_herald_invite_template: bool,
 }
 
 /// `PATCH`: `None` keeps what is stored; `signing_keys` replaces the whole list.
@@ -44,6 +48,7 @@ pub struct ProviderPatch {
     pub signing_keys: Option<Vec<String>>,
     pub require_signature: Option<bool>,
     pub description: Option<String>,
+    pub use_herald_invite_template: Option<bool>,
 }
 
 #[derive(Clone)]
@@ -124,6 +129,7 @@ impl ProviderService {
             channel,
             require_signature: row.require_signature,
             description: row.description,
+            use_herald_invite_template: row.use_herald_invite_template,
             key_count,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -168,6 +174,7 @@ impl ProviderService {
             channel: req.channel.as_str().to_string(),
             require_signature: req.require_signature,
             description,
+            use_herald_invite_template: req.use_herald_invite_template,
             created_by: caller.token_id.clone(),
             created_at: at,
             updated_at: at,
@@ -202,7 +209,7 @@ impl ProviderService {
     }
 
     /// Changes keys (the whole list: keep the old and the new one while ZITADEL
-    /// rotates), whether a signature is required, the description.
+    /// rotates), whether a signature is required, the description, the template.
     ///
     /// # Errors
     /// 404, 403, and 400 for bad keys, or no key left while a signature is required.
@@ -221,6 +228,7 @@ impl ProviderService {
             signing_keys_encrypted: keys.map(|k| self.seal_keys(id, &k)),
             require_signature: patch.require_signature,
             description: patch.description.as_deref().map(parse_description).transpose()?,
+            use_herald_invite_template: patch.use_herald_invite_template,
         };
         let row =
             store::zitadel::update_provider(&self.pool, id, &change, now_ms()).await?.ok_or_else(provider_not_found)?;
