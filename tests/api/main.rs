@@ -26,3 +26,4 @@ mod verify;
 mod zitadel;
 mod zitadel_cli;
 mod zitadel_delivery;
+mod zitadel_templates;
