@@ -128,9 +128,9 @@ mod tests {
         assert_eq!((d.application_name.as_str(), d.locale.as_str()), ("herald", "fr"));
         assert_eq!(d.display_name, "ada");
         assert_eq!(d.expires_at, context(&defaults()).received_at + chrono::Duration::hours(72));
-        let d = defaults();
-        let c = InviteContext { org_language: "", ..context(&d) };
-        let d = invite_data(&message(json!({"code": "K3M9QX", "firstName": "Ada"})), &c).unwrap();
+        let herald = defaults();
+        let no_language = InviteContext { org_language: "", ..context(&herald) };
+        let d = invite_data(&message(json!({"code": "K3M9QX", "firstName": "Ada"})), &no_language).unwrap();
         assert_eq!((d.locale.as_str(), d.display_name.as_str()), ("en", "Ada"));
     }
 
