@@ -95,14 +95,20 @@ pub enum Beat {
 pub async fn beat(conn: &mut PgConnection, id: i64, gap: Duration, dead_after: Duration) -> Result<Beat, sqlx::Error> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(NODE_LOCK).execute(&mut *tx).await?;
+    // A row whose node a live process took is ended here, so it never holds
+    // that number against anybody again; the caller registers anew.
     let kept: Option<bool> = sqlx::query_scalar(
-        "UPDATE herald_processes me SET
+        "WITH taken AS (
+             SELECT EXISTS (SELECT 1 FROM herald_processes o JOIN herald_processes me ON me.node = o.node
+                            WHERE me.id = $1 AND o.id <> me.id AND o.ended_at IS NULL
+                              AND o.heartbeat_at > now() - make_interval(secs => $3)) AS yes
+         )
+         UPDATE herald_processes SET
              alive_since = CASE WHEN heartbeat_at < now() - make_interval(secs => $2) THEN now() ELSE alive_since END,
-             heartbeat_at = now()
+             heartbeat_at = now(),
+             ended_at = CASE WHEN (SELECT yes FROM taken) THEN now() END
          WHERE id = $1 AND ended_at IS NULL
-         RETURNING NOT EXISTS (SELECT 1 FROM herald_processes o
-                               WHERE o.node = me.node AND o.id <> me.id AND o.ended_at IS NULL
-                                 AND o.heartbeat_at > now() - make_interval(secs => $3))",
+         RETURNING ended_at IS NULL",
     )
     .bind(id)
     .bind(gap.as_secs_f64())
