@@ -30,6 +30,8 @@
 //! [`cli`], their subcommands; [`config`] and [`telemetry`], layered settings and the
 //! tracing subscriber. [`zitadel`]: herald as ZITADEL's HTTP notification provider
 //! (its posts join the way of a resend at the outbox).
+//! [`liveness`], the process's row and heartbeat (its ID node
+//! lease, and what lets another process take over its claims when it dies).
 
 pub mod api;
 pub mod auth;
@@ -41,6 +43,7 @@ pub mod delivery;
 pub mod directory;
 pub mod domain;
 pub mod invite;
+pub mod liveness;
 pub mod metrics;
 pub mod ops;
 pub mod queue;

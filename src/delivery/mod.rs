@@ -8,6 +8,8 @@
 //! - [`worker`]: [`DeliveryWorker`], the generic `queue::Worker` shell over the pipeline;
 //! - [`relay`]: [`OutboxRelay`], which publishes committed deliveries;
 //! - [`zitadel`]: the attempt of a ZITADEL notification (its own render, same sends).
+//! - [`sweeper`]: [`Sweeper`], which hands back to the outbox the deliveries whose
+//!   message was lost or whose worker died.
 //!
 //! Every decision is recorded in PostgreSQL before the message is acknowledged.
 
@@ -15,6 +17,7 @@ pub mod message;
 pub mod pipeline;
 pub mod relay;
 pub mod retry;
+pub mod sweeper;
 pub mod worker;
 pub mod zitadel;
 
@@ -22,4 +25,5 @@ pub use message::{outgoing, outgoing_many, traceparent, DeliveryMessage, IDS_PER
 pub use pipeline::{Batches, Pipeline};
 pub use relay::OutboxRelay;
 pub use retry::RetryPolicy;
+pub use sweeper::{SweepTerms, Sweeper};
 pub use worker::DeliveryWorker;

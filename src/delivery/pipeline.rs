@@ -12,14 +12,16 @@ use sqlx::PgPool;
 use tracing::Instrument;
 
 use super::message::DeliveryMessage;
-use super::retry::{self, Attempt, Attempted, RetryPolicy};
+use super::retry::{self, next_record_pause, Attempt, Attempted, RetryPolicy, RECORD_PAUSE_FIRST};
 use crate::batch::Batcher;
 use crate::channels::{EmailSender, OutgoingEmail, OutgoingSms, SendEmail, SendError, SendSms, SmsSender};
 use crate::domain::{Channel, CodeCipher, DeliveryStatus, LoginMethod, UrlTemplate};
+use crate::liveness::Liveness;
 use crate::metrics::Metrics;
 use crate::queue::{Disposition, Handle, Incoming};
 use crate::render::{zitadel_invite::InviteDefaults, InviteData, RenderEmail, RenderSms, Renderer};
-use crate::store::{self, deliveries::AttemptRecord, deliveries::Claim, deliveries::DeliveryContext};
+use crate::store::deliveries::{AttemptRecord, Claim, DeliveryContext, Holder};
+use crate::store::{self};
 
 /// Deliveries being handled at once per worker (a multi-delivery message counts
 /// each): bounds memory, as `amqp.prefetch` counts messages.
@@ -41,6 +43,9 @@ pub struct Pipeline {
     pub metrics: Metrics,
     /// What herald's invite template of a ZITADEL invite takes from the settings.
     pub invite_defaults: Arc<InviteDefaults>,
+    /// This process's row: the holder of its claims, and the heartbeat that
+    /// extends the lease of every delivery in work here.
+    pub liveness: Liveness,
     /// Claims and attempt records gathered into set-based statements (see
     /// [`Pipeline::batched`]); without them each delivery runs its own.
     pub batches: Option<Batches>,
@@ -50,8 +55,12 @@ pub struct Pipeline {
 #[derive(Clone)]
 pub struct Batches {
     claims: Batcher<i64, Result<Claim, String>>,
-    records: Batcher<AttemptRecord, Result<(), String>>,
+    records: Batcher<AttemptRecord, Result<bool, String>>,
     in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+fn holder(liveness: &Liveness) -> Holder {
+    Holder { process: liveness.process(), dead_after: liveness.dead_after() }
 }
 
 /// One claim per submitted id, in order. A delivery submitted twice in one batch
@@ -83,11 +92,11 @@ impl Pipeline {
     /// claims and records many deliveries per statement instead of one. Call it on
     /// the thread that will run the deliveries (the batchers live there).
     pub fn batched(mut self) -> Self {
-        let (pool, lease) = (self.pool.clone(), self.lease());
+        let (pool, lease, liveness) = (self.pool.clone(), self.lease(), self.liveness.clone());
         let claims = Batcher::start(BATCH_MAX, BATCH_CONCURRENCY, move |ids: Vec<i64>| {
-            let pool = pool.clone();
+            let (pool, holder) = (pool.clone(), holder(&liveness));
             async move {
-                match store::deliveries::claim_many(&pool, &ids, lease).await {
+                match store::deliveries::claim_many(&pool, &ids, lease, holder).await {
                     Ok(found) => answer_claims(&ids, found).into_iter().map(Ok).collect(),
                     Err(e) => ids.iter().map(|_| Err(e.to_string())).collect(),
                 }
@@ -98,7 +107,7 @@ impl Pipeline {
             let pool = pool.clone();
             async move {
                 match store::delivery_log::record_attempts(&pool, &records).await {
-                    Ok(()) => vec![Ok(()); records.len()],
+                    Ok(written) => records.iter().map(|r| Ok(written.contains(&r.delivery_id))).collect(),
                     // One failed statement must not leave a whole batch of sent
                     // deliveries to be sent again: record each on its own.
                     Err(e) => {
@@ -106,7 +115,7 @@ impl Pipeline {
                         let mut results = Vec::with_capacity(records.len());
                         for r in records {
                             let one = store::delivery_log::record_attempts(&pool, std::slice::from_ref(&r)).await;
-                            results.push(one.map_err(|e| e.to_string()));
+                            results.push(one.map(|w| !w.is_empty()).map_err(|e| e.to_string()));
                         }
                         results
                     }
@@ -125,17 +134,43 @@ impl Pipeline {
     async fn claim(&self, id: i64) -> Result<Claim, String> {
         match &self.batches {
             Some(b) => b.claims.submit(id).await.unwrap_or_else(|| Err("claim batcher stopped".into())),
-            None => store::deliveries::claim_many(&self.pool, &[id], self.lease())
+            None => store::deliveries::claim_many(&self.pool, &[id], self.lease(), holder(&self.liveness))
                 .await
                 .map(|mut found| found.pop().map_or(Claim::Missing, |(_, c)| c))
                 .map_err(|e| e.to_string()),
         }
     }
 
-    async fn record(&self, record: AttemptRecord) -> Result<(), String> {
+    /// Records an attempt: `Ok(true)` written, `Ok(false)` not ours any more (the
+    /// claim was taken over: a later attempt owns the row).
+    async fn record_once(&self, record: AttemptRecord) -> Result<bool, String> {
         match &self.batches {
             Some(b) => b.records.submit(record).await.unwrap_or_else(|| Err("record batcher stopped".into())),
-            None => store::delivery_log::record_attempts(&self.pool, &[record]).await.map_err(|e| e.to_string()),
+            None => store::delivery_log::record_attempts(&self.pool, &[record])
+                .await
+                .map(|w| !w.is_empty())
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Records an attempt, again and again with a growing pause while the database
+    /// fails, for twice the lease: a mail the provider accepted must not be sent a
+    /// second time because of a blip (docs/ARCHITECTURE.md, "Guarantees"). The
+    /// caller holds the delivery meanwhile, so its lease does not run out under a
+    /// live process. A record is safe to repeat (it writes only under its claim).
+    async fn record(&self, record: AttemptRecord) -> Result<bool, String> {
+        let deadline = Instant::now() + self.policy.lease * 2;
+        let mut pause = RECORD_PAUSE_FIRST;
+        loop {
+            match self.record_once(record.clone()).await {
+                Ok(written) => return Ok(written),
+                Err(e) if Instant::now() + pause >= deadline => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?pause, "cannot record the attempt; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = next_record_pause(pause);
+                }
+            }
         }
     }
 
@@ -185,6 +220,10 @@ impl Pipeline {
     /// One delivery: claim, attempt, decide, record. `body` is the message for
     /// this delivery alone (what a retry of the claim sends).
     async fn deliver(&self, id: i64, body: Vec<u8>) -> Disposition {
+        // Held from the claim to the record: the heartbeat extends the lease while
+        // the send waits for an SMTP connection or the record is retried, so the
+        // lease cannot run out under a live worker.
+        let _held = self.liveness.hold(id);
         let ctx = match self.claim(id).await {
             Ok(Claim::Claimed(ctx)) => ctx,
             Ok(Claim::Missing) => {
@@ -237,12 +276,24 @@ impl Pipeline {
             next_attempt_at: r.next_attempt_at,
             provider_message_id: r.provider_message_id,
         };
-        if let Err(e) = self.record(record).await {
-            // The row still says `sending` under a lease; the message comes back
-            // and is claimed again once the lease ends (a duplicate is possible
-            // only if it was in fact sent: the duplicate window of docs/ARCHITECTURE.md, "Guarantees").
-            tracing::error!(error = %e, outcome = %r.outcome, "cannot record the attempt; retrying later");
-            return Disposition::Retry { delay: self.shortest_delay(), body };
+        match self.record(record).await {
+            Ok(true) => {}
+            // The row moved on: an earlier try of this record committed though its
+            // answer was lost, or another worker took the claim over (this process
+            // was silent past `delivery.process_dead_after`, or the lease ran out)
+            // and the row is theirs: a late attempt must not overwrite theirs.
+            Ok(false) => {
+                tracing::warn!(attempt, outcome = %r.outcome, "attempt not recorded: the row is no longer this claim's");
+                return Disposition::Ack;
+            }
+            Err(e) => {
+                // The row still says `sending`; once this process lets go of it, the
+                // lease runs out and the message (or the sweeper) brings it back. A
+                // duplicate is possible only if it was in fact sent: the duplicate
+                // window of docs/ARCHITECTURE.md, "Guarantees".
+                tracing::error!(error = %e, outcome = %r.outcome, "cannot record the attempt; retrying later");
+                return Disposition::Retry { delay: self.shortest_delay(), body };
+            }
         }
         self.metrics.delivery(ctx.channel, r.status);
         self.count_zitadel(&ctx, r.status);

@@ -16,7 +16,7 @@ use sqlx::PgConnection;
 use crate::domain::{Channel, DeliverySource, DeliveryStatus, Lane};
 
 pub use super::delivery_log::{attempts, record_attempts, AttemptRecord, AttemptRow};
-pub use super::outbox::{outbox_backlog, take_unpublished, unmark_published, Unpublished};
+pub use super::outbox::{outbox_backlog, take_unpublished, Unpublished};
 
 /// Reads a word of a text column (a status, channel, lane) as its type; a word
 /// the type does not know is a decoding error, never a default.
@@ -97,9 +97,18 @@ pub enum Claim {
     Claimed(Box<DeliveryContext>),
 }
 
-/// Claims deliveries for sending (`queued|retrying → sending`, with a lease), or
-/// says for each why not. A `sending` row whose lease ran out (its worker died) can
-/// be claimed again. Stale deliveries are ended by the same statement
+/// Who claims: the claiming process's row (`herald_processes`), and how long a
+/// process may be silent before it counts as dead.
+#[derive(Debug, Clone, Copy)]
+pub struct Holder {
+    pub process: i64,
+    pub dead_after: std::time::Duration,
+}
+
+/// Claims deliveries for sending (`queued|retrying → sending`, with a lease, held
+/// by `holder`'s process), or says for each why not. A `sending` row whose lease
+/// ran out, or whose holder's process is dead (docs/ARCHITECTURE.md, "Guarantees":
+/// `kill -9`), can be claimed again. Stale deliveries are ended by the same statement
 /// (docs/ARCHITECTURE.md, "Guarantees": a stale code is never sent). A ZITADEL
 /// delivery has no herald user or code to be stale: it is claimed as it is
 /// (docs/ARCHITECTURE.md, "ZITADEL's notifications").
@@ -112,11 +121,22 @@ pub async fn claim_many(
     pool: &sqlx::PgPool,
     ids: &[i64],
     lease: chrono::Duration,
+    holder: Holder,
 ) -> Result<Vec<(i64, Claim)>, sqlx::Error> {
     let lease_until = Utc::now() + lease;
-    let rows: Vec<ClaimRow> = sqlx::query_as::<_, ClaimRow>(
-        "WITH ctx AS (
-             SELECT d.id, d.status, d.lease_until, d.attempts, d.channel, d.lane, d.recipient, d.locale, d.source,
+    let dead = super::processes::dead_rule("$6");
+    let rows: Vec<ClaimRow> = sqlx::query_as::<_, ClaimRow>(&format!(
+        "WITH locked AS (
+             -- Locked alone, with no join: after waiting for a row another claim
+             -- holds, PostgreSQL re-reads the locked row but keeps the joined rows
+             -- it found before the wait; the holder's process joined here would be
+             -- the old holder's (or none) and a fresh claim would look dead.
+             SELECT id, status, lease_until, attempts, claimed_by FROM deliveries
+             WHERE id = ANY($1)
+             ORDER BY id
+             FOR UPDATE
+         ), ctx AS (
+             SELECT l.id, l.status, l.lease_until, l.attempts, d.channel, d.lane, d.recipient, d.locale, d.source,
                     COALESCE(d.code_event_sequence, 0) AS code_event_sequence, COALESCE(d.user_id, '') AS user_id,
                     d.org_id, COALESCE(u.display_name, '') AS display_name,
                     COALESCE(u.given_name, '') AS given_name, COALESCE(u.family_name, '') AS family_name,
@@ -124,25 +144,25 @@ pub async fn claim_many(
                     o.name AS org_name, o.login_methods,
                     -- A ZITADEL message that named no expiry: only max_attempts bounds its retries.
                     c.code_encrypted, COALESCE(c.expires_at, m.expires_at,
-                        CASE WHEN d.source = $5 THEN now() + interval '1 year' END) AS expires_at, c.url_template,
+                        CASE WHEN d.source = $7 THEN now() + interval '1 year' END) AS expires_at, c.url_template,
                     c.application_name, c.event_sequence AS current_sequence,
                     m.provider_id AS zitadel_provider, m.event_type AS zitadel_event, m.message_encrypted,
                     m.received_at AS zitadel_received_at, o.default_language AS org_language,
-                    COALESCE(p.use_herald_invite_template, FALSE) AS use_herald_invite_template
-             FROM deliveries d
+                    COALESCE(zp.use_herald_invite_template, FALSE) AS use_herald_invite_template,
+                    {dead} AS holder_dead
+             FROM locked l
+             JOIN deliveries d ON d.id = l.id
+             LEFT JOIN herald_processes p ON p.id = l.claimed_by
              LEFT JOIN users u ON u.id = d.user_id
              JOIN organizations o ON o.id = d.org_id
              LEFT JOIN invite_codes c ON c.user_id = d.user_id
              LEFT JOIN zitadel_messages m ON m.delivery_id = d.id
-             LEFT JOIN zitadel_providers p ON p.id = m.provider_id
-             WHERE d.id = ANY($1)
-             ORDER BY d.id
-             FOR UPDATE OF d
+             LEFT JOIN zitadel_providers zp ON zp.id = m.provider_id
          ), decided AS (
              SELECT id, CASE
                  WHEN NOT (status = ANY($4)) THEN 'finished'
-                 WHEN status = $3 AND lease_until > now() THEN 'leased'
-                 WHEN source = $5 THEN 'claimed'
+                 WHEN status = $3 AND lease_until > now() AND NOT holder_dead THEN 'leased'
+                 WHEN source = $7 THEN 'claimed'
                  WHEN initialized THEN 'cancelled'
                  WHEN current_sequence IS DISTINCT FROM code_event_sequence THEN 'superseded'
                  WHEN code_encrypted IS NULL OR expires_at IS NULL OR expires_at <= now() THEN 'expired'
@@ -153,6 +173,7 @@ pub async fn claim_many(
                  status = CASE WHEN v.verdict = 'claimed' THEN $3 ELSE v.verdict END,
                  attempts = x.attempts + CASE WHEN v.verdict = 'claimed' THEN 1 ELSE 0 END,
                  lease_until = CASE WHEN v.verdict = 'claimed' THEN $2 ELSE NULL END,
+                 claimed_by = CASE WHEN v.verdict = 'claimed' THEN $5 ELSE NULL END,
                  updated_at = now()
              FROM decided v
              WHERE x.id = v.id AND v.verdict IN ('claimed', 'cancelled', 'superseded', 'expired')
@@ -165,12 +186,14 @@ pub async fn claim_many(
                 ctx.code_encrypted, ctx.expires_at, ctx.url_template, ctx.application_name, ctx.current_sequence,
                 ctx.zitadel_provider, ctx.zitadel_event, ctx.message_encrypted, ctx.zitadel_received_at,
                 ctx.org_language, ctx.use_herald_invite_template
-         FROM ctx JOIN decided v ON v.id = ctx.id LEFT JOIN changed ON changed.id = ctx.id",
-    )
+         FROM ctx JOIN decided v ON v.id = ctx.id LEFT JOIN changed ON changed.id = ctx.id"
+    ))
     .bind(ids)
     .bind(lease_until)
     .bind(DeliveryStatus::Sending.as_str())
     .bind(DeliveryStatus::WAITING.map(DeliveryStatus::as_str).to_vec())
+    .bind(holder.process)
+    .bind(holder.dead_after.as_secs_f64())
     .bind(DeliverySource::Zitadel.as_str())
     .fetch_all(pool)
     .await?;
