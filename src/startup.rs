@@ -98,6 +98,10 @@ pub async fn services(settings: &Settings, pool: PgPool) -> anyhow::Result<Servi
             .map_err(|e| anyhow::anyhow!("invite.default_url_template: {}", e.text))?,
         default_application_name: settings.invite.default_application_name.clone(),
         max_codes_per_user_per_hour: settings.invite.max_codes_per_user_per_hour,
+        limits: crate::invite::Limits {
+            per_recipient: settings.invite.max_codes_per_recipient_per_hour,
+            per_org: settings.invite.max_codes_per_org_per_hour,
+        },
     };
     Ok(Services {
         auth: Authenticator::new(pool.clone(), ids.clone(), settings.bootstrap_token()),

@@ -140,6 +140,8 @@ pub struct Invite {
     pub default_url_template: String,
     pub default_application_name: String,
     pub max_codes_per_user_per_hour: u32,
+    pub max_codes_per_recipient_per_hour: u32,
+    pub max_codes_per_org_per_hour: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

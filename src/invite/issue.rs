@@ -8,11 +8,12 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::json;
 
+use super::limits::{Counts, Window};
 use super::rules::{self, History, Issue, IssueItem, Plan, RATE_WINDOW};
 use super::{CreateRequest, InviteService, IssueContext, Issued, ResendRequest, INVITE_TEMPLATE};
 use crate::auth::Principal;
-use crate::domain::{ids, now_ms, parse_user_id, Details, Error, InviteCode};
-use crate::store::{self, invites::IssueState, users::UserWithOrg};
+use crate::domain::{ids, now_ms, parse_user_id, storable, Details, Error, InviteCode};
+use crate::store::{self, invites::IssueState, invites::RecentBy, users::UserWithOrg};
 
 /// An answer per request of a round, filled in as each is decided.
 type Answers = [Option<Result<Issued, Error>>];
@@ -94,11 +95,12 @@ impl InviteService {
     async fn issue_round(&self, items: &[IssueItem<'_>], round: &[usize], results: &mut Answers) -> Result<(), Error> {
         // A refusal of a bulk job's request is the job's result for that user;
         // a transient error is not (the request is retried).
-        let mut failures: Vec<(&str, &str, String)> = Vec::new();
+        let mut failures: Vec<(&str, std::borrow::Cow<'_, str>, String)> = Vec::new();
         let mut refuse = |i: usize, e: Error, results: &mut Answers| {
             let item = &items[i];
             if let (Some(job), false) = (&item.ctx.job_id, e.id == ids::BULK_DONE || e.is_transient()) {
-                failures.push((job.as_str(), item.user_id, e.id.to_string()));
+                // A refused id may hold a NUL that no text column takes.
+                failures.push((job.as_str(), storable(item.user_id), e.id.to_string()));
             }
             results[i] = Some(Err(e));
         };
@@ -125,12 +127,15 @@ impl InviteService {
                 .into_iter()
                 .map(|s| (s.for_user.clone(), s))
                 .collect();
+            let mut counts = self.recent_deliveries(tx, &valid, items, &users, since).await?;
             // One instant for the whole round: the codes it issues are issued together.
             let now = now_ms();
             for &i in &valid {
                 let item = &items[i];
                 let history = states.remove(item.user_id).map(history);
-                match rules::plan(item, users.remove(item.user_id), history, &self.settings, now) {
+                let planned_one = rules::plan(item, users.remove(item.user_id), history, &self.settings, now)
+                    .and_then(|plan| counts.admit(&plan, self.settings.limits, now).map(|()| plan));
+                match planned_one {
                     Ok(plan) => {
                         let (write, code) = self.write(item, plan, now);
                         planned.push((i, code, write.org_id.clone()));
@@ -153,7 +158,7 @@ impl InviteService {
             store::invites::write_issues(&mut tx, &writes).await?.into_iter().collect()
         };
         if !failures.is_empty() {
-            let rows: Vec<(&str, &str, &str)> = failures.iter().map(|(j, u, e)| (*j, *u, e.as_str())).collect();
+            let rows: Vec<(&str, &str, &str)> = failures.iter().map(|(j, u, e)| (*j, u.as_ref(), e.as_str())).collect();
             store::bulk::record_failures(&mut tx, &rows).await?;
         }
         tx.commit().await?;
@@ -179,6 +184,46 @@ impl InviteService {
             }));
         }
         Ok(())
+    }
+
+    /// The deliveries of the last hour for every address the round's users carry
+    /// and every organization a transactional request of it names: what the limits
+    /// of `limits.rs` count (docs/API.md §2.1). Read under the users' locks, and
+    /// counted on as the round plans.
+    async fn recent_deliveries(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        round: &[usize],
+        items: &[IssueItem<'_>],
+        users: &HashMap<String, UserWithOrg>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Counts, Error> {
+        let mut recipients: Vec<&str> = Vec::new();
+        let mut orgs: Vec<&str> = Vec::new();
+        for &i in round {
+            let Some(u) = users.get(items[i].user_id) else { continue };
+            recipients.extend(u.user.email.as_deref().into_iter().chain(u.user.phone.as_deref()));
+            if !items[i].ctx.bulk {
+                orgs.push(&u.user.org_id);
+            }
+        }
+        recipients.sort_unstable();
+        recipients.dedup();
+        orgs.sort_unstable();
+        orgs.dedup();
+        let limits = self.settings.limits;
+        let mut counts = Counts::default();
+        let window = |(key, count, oldest)| (key, Window { count, oldest });
+        if !recipients.is_empty() {
+            let by = RecentBy::Recipient;
+            let rows = store::invites::recent_deliveries(tx, by, &recipients, since, limits.per_recipient.into()).await?;
+            counts.by_recipient = rows.into_iter().map(window).collect();
+        }
+        if !orgs.is_empty() {
+            let rows = store::invites::recent_deliveries(tx, RecentBy::Org, &orgs, since, limits.per_org.into()).await?;
+            counts.by_org = rows.into_iter().map(window).collect();
+        }
+        Ok(counts)
     }
 
     /// What a plan writes: a fresh code (sealed to its user), the event that says

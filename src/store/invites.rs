@@ -236,3 +236,40 @@ pub async fn write_issues(conn: &mut PgConnection, writes: &[IssueWrite]) -> Res
     .fetch_all(conn)
     .await
 }
+
+/// For each recipient (`by = Recipient`) or organization (`Org`, transactional
+/// deliveries only): the deliveries made since `since`, counted up to `cap` (a
+/// limit needs to know no more), and when the oldest of them was made. Served by
+/// the indexes of migration 0007.
+pub async fn recent_deliveries(
+    conn: &mut PgConnection,
+    by: RecentBy,
+    keys: &[&str],
+    since: DateTime<Utc>,
+    cap: i64,
+) -> Result<Vec<(String, i64, Option<DateTime<Utc>>)>, sqlx::Error> {
+    let matches = match by {
+        RecentBy::Recipient => "d.recipient = k.key",
+        RecentBy::Org => "d.org_id = k.key AND d.lane = 'transactional'",
+    };
+    sqlx::query_as(&format!(
+        "SELECT k.key, w.n, w.oldest FROM unnest($1::text[]) AS k(key)
+         CROSS JOIN LATERAL (
+             SELECT count(*) AS n, min(created_at) AS oldest FROM (
+                 SELECT d.created_at FROM deliveries d WHERE {matches} AND d.created_at > $2
+                 ORDER BY d.created_at LIMIT $3) x
+         ) w"
+    ))
+    .bind(keys)
+    .bind(since)
+    .bind(cap)
+    .fetch_all(conn)
+    .await
+}
+
+/// What [`recent_deliveries`] counts by.
+#[derive(Debug, Clone, Copy)]
+pub enum RecentBy {
+    Recipient,
+    Org,
+}
