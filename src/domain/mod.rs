@@ -15,7 +15,7 @@ pub use contact::{Email, Phone};
 pub use delivery::{one_or_many, AttemptOutcome, DeliveryStatus, Lane};
 pub use error::{ids, Error, Kind};
 pub use id::IdGenerator;
-pub use url_template::UrlTemplate;
+pub use url_template::{check_link, UrlTemplate};
 
 /// The way a code reaches a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn ids_and_texts_refuse_control_characters() {
-        for bad in ["a\0b", "a\tb", "\u{7f}", "x\u{85}", "\r\n"] {
+        for bad in ["a\0b", "a\tb", "\u{7f}", "x\u{85}", "a\r\n"] {
             let e = parse_user_id(bad).unwrap_err();
             assert_eq!((e.kind, e.id.as_ref()), (Kind::InvalidArgument, ids::VALIDATION), "{bad:?}");
             assert!(e.text.contains("userId"), "{}", e.text);
