@@ -5,6 +5,7 @@ pub mod contact;
 pub mod delivery;
 pub mod error;
 pub mod id;
+pub mod redact;
 pub mod url_template;
 
 use chrono::{DateTime, Utc};
@@ -15,6 +16,7 @@ pub use contact::{Email, Phone};
 pub use delivery::{one_or_many, AttemptOutcome, DeliveryStatus, Lane};
 pub use error::{ids, Error, Kind};
 pub use id::IdGenerator;
+pub use redact::mask_personal_data;
 pub use url_template::{check_link, UrlTemplate};
 
 /// The way a code reaches a user.
