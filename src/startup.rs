@@ -123,7 +123,11 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         if settings.env == "development" && settings.crypto.key.is_empty() {
-            tracing::warn!("crypto.key is unset: using the development key; set it before storing real codes");
+            tracing::warn!(
+                key_file = %settings.crypto.key_file.display(),
+                "crypto.key is unset: codes are encrypted with this machine's own key from crypto.key_file \
+                 (made on first start); set crypto.key before storing real codes"
+            );
         }
         // A broken template stops the process here, never a mail later.
         let templates = Arc::new(Templates::load().context("templates")?);

@@ -110,7 +110,7 @@ impl Settings {
                 }
             }
         }
-        self.crypto_key()?;
+        self.configured_crypto_key()?;
         Ok(())
     }
 }
