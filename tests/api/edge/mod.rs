@@ -6,3 +6,6 @@
 
 mod hostile;
 mod control;
+mod links;
+mod tenants;
+mod limits;
