@@ -9,3 +9,5 @@ mod control;
 mod links;
 mod tenants;
 mod limits;
+mod masking;
+mod defaults;
