@@ -11,3 +11,4 @@ mod tenants;
 mod limits;
 mod masking;
 mod defaults;
+mod attempts;
