@@ -45,8 +45,8 @@ pub fn too_large(limit: usize) -> Error {
 /// 400, code 3, with the path of the offending field in the text.
 pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { bytes };
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| Error::invalid(ids::INVALID_BODY, format!("Invalid request body: {e}")))?;
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::invalid(ids::INVALID_BODY, format!("Invalid request body: {e}")))?;
     if let Some(field) = control_in(&value, &mut String::new()) {
         return Err(Error::invalid(ids::VALIDATION, format!("{field} must not contain control characters")));
     }

@@ -111,7 +111,13 @@ mod tests {
 
     #[test]
     fn short_numbers_dates_and_plain_text_stay() {
-        for keep in ["421 4.7.0 try again later", "HTTP 503 at 2026-11-30", "no personal data", "queued as 4XYZ12", "connect 192.168.100.200:25"] {
+        for keep in [
+            "421 4.7.0 try again later",
+            "HTTP 503 at 2026-11-30",
+            "no personal data",
+            "queued as 4XYZ12",
+            "connect 192.168.100.200:25",
+        ] {
             assert_eq!(mask_personal_data(keep), keep);
         }
     }

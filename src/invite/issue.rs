@@ -216,11 +216,13 @@ impl InviteService {
         let window = |(key, count, oldest)| (key, Window { count, oldest });
         if !recipients.is_empty() {
             let by = RecentBy::Recipient;
-            let rows = store::invites::recent_deliveries(tx, by, &recipients, since, limits.per_recipient.into()).await?;
+            let rows =
+                store::invites::recent_deliveries(tx, by, &recipients, since, limits.per_recipient.into()).await?;
             counts.by_recipient = rows.into_iter().map(window).collect();
         }
         if !orgs.is_empty() {
-            let rows = store::invites::recent_deliveries(tx, RecentBy::Org, &orgs, since, limits.per_org.into()).await?;
+            let rows =
+                store::invites::recent_deliveries(tx, RecentBy::Org, &orgs, since, limits.per_org.into()).await?;
             counts.by_org = rows.into_iter().map(window).collect();
         }
         Ok(counts)

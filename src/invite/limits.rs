@@ -73,7 +73,8 @@ fn refuse_past(w: Window, max: u32, now: DateTime<Utc>, text: &'static str) -> R
     let retry_at = w.oldest.unwrap_or(now) + RATE_WINDOW;
     // Rounded up, as the per-user limit does.
     let secs = (retry_at - now).num_seconds().max(0) as u64 + 1;
-    Err(Error::new(Kind::ResourceExhausted, ids::RATE_LIMITED, text).with_retry_after(std::time::Duration::from_secs(secs)))
+    Err(Error::new(Kind::ResourceExhausted, ids::RATE_LIMITED, text)
+        .with_retry_after(std::time::Duration::from_secs(secs)))
 }
 
 #[cfg(test)]

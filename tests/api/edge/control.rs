@@ -4,7 +4,9 @@
 
 use serde_json::json;
 
-use crate::helpers::{amqp, assert_connect_error, assert_error, eventually, ok_json, publish, spawn_app, spawn_app_with, WAIT};
+use crate::helpers::{
+    amqp, assert_connect_error, assert_error, eventually, ok_json, publish, spawn_app, spawn_app_with, WAIT,
+};
 use crate::ops_helpers::{send_codes, with_mail};
 use crate::smtp::SmtpServer;
 

@@ -116,7 +116,8 @@ async fn a_token_made_by_a_token_expires_with_it_and_is_revoked_with_it() {
     let body = json!({"permissions": ["token.write", "user.read"], "expiresAt": "2099-01-01T00:00:00Z"});
     let child = ok_json(app.post("/admin/v1/tokens", maker_token, &body).await).await;
     let child_token = child["token"].as_str().unwrap();
-    let grandchild = ok_json(app.post("/admin/v1/tokens", child_token, &json!({"permissions": ["user.read"]})).await).await;
+    let grandchild =
+        ok_json(app.post("/admin/v1/tokens", child_token, &json!({"permissions": ["user.read"]})).await).await;
     let grandchild_token = grandchild["token"].as_str().unwrap();
 
     // Assert: neither outlives the maker.

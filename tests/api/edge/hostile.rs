@@ -29,7 +29,8 @@ struct Route {
 }
 
 fn routes(org: &str, user: &str) -> Vec<Route> {
-    let send_code = json!({"urlTemplate": "https://a.example/?c={{.Code}}", "applicationName": "Acme", "channel": "email"});
+    let send_code =
+        json!({"urlTemplate": "https://a.example/?c={{.Code}}", "applicationName": "Acme", "channel": "email"});
     let human = json!({"userId": "chosen-1", "username": "u1", "organization": {"orgId": org},
         "profile": {"givenName": "Ada", "familyName": "L", "displayName": "Ada L", "preferredLanguage": "en"},
         "email": {"email": "ada@example.com", "isVerified": false}, "phone": {"phone": "+41791234567"}});
@@ -40,19 +41,47 @@ fn routes(org: &str, user: &str) -> Vec<Route> {
         route(Method::POST, "/v2/users/{id}/invite_code/verify", Some(json!({"verificationCode": "ABC123"}))),
         route(Method::GET, "/v2/users/{id}", None),
         route(Method::POST, "/v2/users/human", Some(human.clone())),
-        route(Method::POST, "/v2/organizations", Some(json!({"name": "Acme", "defaultLanguage": "en", "loginMethods": ["password"]}))),
+        route(
+            Method::POST,
+            "/v2/organizations",
+            Some(json!({"name": "Acme", "defaultLanguage": "en", "loginMethods": ["password"]})),
+        ),
         route(Method::GET, "/v2/organizations/{id}", None),
-        route(Method::POST, "/admin/v1/tokens", Some(json!({"orgId": org, "permissions": ["user.read"], "description": "d", "expiresAt": "2099-01-01T00:00:00Z"}))),
+        route(
+            Method::POST,
+            "/admin/v1/tokens",
+            Some(
+                json!({"orgId": org, "permissions": ["user.read"], "description": "d", "expiresAt": "2099-01-01T00:00:00Z"}),
+            ),
+        ),
         route(Method::DELETE, "/admin/v1/tokens/{id}", None),
         route(Method::POST, "/admin/v1/bulk/resend", Some(json!({"orgId": org, "userIds": [user]}))),
         route(Method::GET, "/admin/v1/bulk/{id}", None),
-        route(Method::GET, "/admin/v1/deliveries?userId={id}&orgId={id}&status={id}&channel={id}&since={id}&limit={id}&cursor={id}", None),
-        route(Method::POST, "/admin/v1/deliveries/replay", Some(json!({"filter": {"orgId": org, "channel": "email", "since": "2020-01-01T00:00:00Z", "until": "2099-01-01T00:00:00Z", "errorContains": "550"}, "dryRun": true, "reissue": false}))),
+        route(
+            Method::GET,
+            "/admin/v1/deliveries?userId={id}&orgId={id}&status={id}&channel={id}&since={id}&limit={id}&cursor={id}",
+            None,
+        ),
+        route(
+            Method::POST,
+            "/admin/v1/deliveries/replay",
+            Some(
+                json!({"filter": {"orgId": org, "channel": "email", "since": "2020-01-01T00:00:00Z", "until": "2099-01-01T00:00:00Z", "errorContains": "550"}, "dryRun": true, "reissue": false}),
+            ),
+        ),
         route(Method::GET, "/admin/v1/deliveries/{id}", None),
         route(Method::POST, "/admin/v1/deliveries/{id}/replay", Some(json!({"reissue": false}))),
-        route(Method::POST, "/zitadel.user.v2.UserService/CreateInviteCode", Some(json!({"userId": user, "sendCode": send_code}))),
+        route(
+            Method::POST,
+            "/zitadel.user.v2.UserService/CreateInviteCode",
+            Some(json!({"userId": user, "sendCode": send_code})),
+        ),
         route(Method::POST, "/zitadel.user.v2.UserService/ResendInviteCode", Some(json!({"userId": user}))),
-        route(Method::POST, "/zitadel.user.v2.UserService/VerifyInviteCode", Some(json!({"userId": user, "verificationCode": "ABC123"}))),
+        route(
+            Method::POST,
+            "/zitadel.user.v2.UserService/VerifyInviteCode",
+            Some(json!({"userId": user, "verificationCode": "ABC123"})),
+        ),
         route(Method::POST, "/zitadel.user.v2.UserService/AddHumanUser", Some(human)),
         route(Method::POST, "/zitadel.user.v2.UserService/GetUserByID", Some(json!({"userId": user}))),
         route(Method::POST, "/zitadel.org.v2.OrganizationService/AddOrganization", Some(json!({"name": "Acme"}))),
@@ -73,7 +102,9 @@ fn hostile_ids() -> Vec<String> {
 
 /// Strings a JSON body may carry in place of any of its strings.
 fn hostile_strings() -> Vec<Value> {
-    ["a\u{0}b", "\u{0}", "x\r\nBcc: y@example.com", "\u{1}\u{7f}\u{85}", "\t"].map(|s| json!(s)).into_iter()
+    ["a\u{0}b", "\u{0}", "x\r\nBcc: y@example.com", "\u{1}\u{7f}\u{85}", "\t"]
+        .map(|s| json!(s))
+        .into_iter()
         .chain([json!("9".repeat(5_000))])
         .collect()
 }
@@ -83,43 +114,32 @@ fn wrong_types() -> Vec<Value> {
     vec![json!(5), json!(-1.5e300), json!(true), json!(null), json!([]), json!({}), json!([null, {"a": 1}])]
 }
 
-/// Every body that differs from `valid` in one place: each leaf replaced by each
-/// hostile string and each wrong type (and each array element too).
+/// Every body that differs from `valid` in one place: each value (objects and
+/// arrays too, each array element) replaced by each hostile string and each wrong
+/// type.
 fn body_variants(valid: &Value) -> Vec<(String, Value)> {
-    fn walk(v: &Value, path: &str, out: &mut Vec<(String, Box<dyn Fn(Value) -> Value>)>, root: &Value) {
-        let _ = root;
+    /// JSON pointers of every value under `v`.
+    fn pointers(v: &Value, path: String, out: &mut Vec<String>) {
         match v {
-            Value::Object(map) => {
-                for (k, child) in map {
-                    walk(child, &format!("{path}/{k}"), out, root);
-                }
-            }
+            Value::Object(map) => map.iter().for_each(|(k, child)| pointers(child, format!("{path}/{k}"), out)),
             Value::Array(items) => {
-                for (i, child) in items.iter().enumerate() {
-                    walk(child, &format!("{path}/{i}"), out, root);
-                }
+                items.iter().enumerate().for_each(|(i, child)| pointers(child, format!("{path}/{i}"), out))
             }
             _ => {}
         }
         if !path.is_empty() {
-            let pointer = path.to_string();
-            let base = root.clone();
-            out.push((
-                pointer.clone(),
-                Box::new(move |replacement| {
-                    let mut b = base.clone();
-                    *b.pointer_mut(&pointer).unwrap() = replacement;
-                    b
-                }),
-            ));
+            out.push(path);
         }
     }
     let mut places = Vec::new();
-    walk(valid, "", &mut places, valid);
+    pointers(valid, String::new(), &mut places);
     let mut out = Vec::new();
-    for (path, with) in &places {
+    for place in &places {
         for v in hostile_strings().into_iter().chain(wrong_types()) {
-            out.push((format!("{path} = {}", short(&v)), with(v)));
+            let what = format!("{place} = {}", short(&v));
+            let mut body = valid.clone();
+            *body.pointer_mut(place).expect("a pointer of this body") = v;
+            out.push((what, body));
         }
     }
     out
@@ -218,7 +238,8 @@ async fn no_hostile_request_gets_a_5xx_and_herald_stays_healthy() {
     let answers = concurrently(probes, |p| {
         let app = &app;
         async move {
-            let mut req = app.client.request(p.method.clone(), app.url(&p.path)).header(CONTENT_TYPE, "application/json");
+            let mut req =
+                app.client.request(p.method.clone(), app.url(&p.path)).header(CONTENT_TYPE, "application/json");
             if let Some(auth) = p.auth.clone() {
                 req = req.header(AUTHORIZATION, auth);
             }

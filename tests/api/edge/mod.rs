@@ -4,11 +4,11 @@
 //! the limits per recipient and organization (`limits`), personal data in provider
 //! replies (`masking`), and secure defaults (`defaults`).
 
-mod hostile;
-mod control;
-mod links;
-mod tenants;
-mod limits;
-mod masking;
-mod defaults;
 mod attempts;
+mod control;
+mod defaults;
+mod hostile;
+mod limits;
+mod links;
+mod masking;
+mod tenants;
