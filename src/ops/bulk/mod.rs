@@ -190,9 +190,7 @@ impl BulkService {
     /// 404 for a job the caller cannot see; 403 without `bulk.write`.
     pub async fn status(&self, caller: &Principal, job_id: &str) -> Result<JobStatus, Error> {
         let job = if has_control(job_id) { None } else { store::bulk::get_job(&self.pool, job_id).await? };
-        let job = job
-            .filter(|j| caller.can_see(&j.org_id))
-            .ok_or_else(job_not_found)?;
+        let job = job.filter(|j| caller.can_see(&j.org_id)).ok_or_else(job_not_found)?;
         caller.require(Permission::BulkWrite)?;
         job_status(&self.pool, job).await
     }
