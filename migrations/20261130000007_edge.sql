@@ -6,10 +6,19 @@
 ALTER TABLE events DROP CONSTRAINT events_pkey;
 ALTER TABLE events ADD PRIMARY KEY (aggregate_id, aggregate_type, sequence);
 
--- The limits per recipient (across users) and per organization (transactional
--- deliveries) count the last hour's deliveries (docs/API.md §2.1).
+-- The limit per recipient (across users) counts the last hour's deliveries to an
+-- address (docs/API.md §2.1): a handful of rows per address.
 CREATE INDEX deliveries_by_recipient ON deliveries (recipient, created_at);
-CREATE INDEX deliveries_transactional_by_org ON deliveries (org_id, created_at) WHERE lane = 'transactional';
+
+-- The limit per organization counts its transactional codes by the minute: one
+-- organization may send tens of thousands an hour, and counting its deliveries for
+-- every transaction would cost as many index entries. Added to after each commit.
+CREATE TABLE org_send_counts (
+    org_id TEXT NOT NULL,
+    minute TIMESTAMPTZ NOT NULL,
+    sent   INT NOT NULL,
+    PRIMARY KEY (org_id, minute)
+);
 
 -- A token made by another token: revoking the maker revokes it (docs/API.md §3).
 CREATE INDEX api_tokens_by_creator ON api_tokens (created_by);

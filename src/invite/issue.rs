@@ -13,7 +13,7 @@ use super::rules::{self, History, Issue, IssueItem, Plan, RATE_WINDOW};
 use super::{CreateRequest, InviteService, IssueContext, Issued, ResendRequest, INVITE_TEMPLATE};
 use crate::auth::Principal;
 use crate::domain::{ids, now_ms, parse_user_id, storable, Details, Error, InviteCode};
-use crate::store::{self, invites::IssueState, invites::RecentBy, users::UserWithOrg};
+use crate::store::{self, invites::IssueState, users::UserWithOrg};
 
 /// An answer per request of a round, filled in as each is decided.
 type Answers = [Option<Result<Issued, Error>>];
@@ -162,6 +162,7 @@ impl InviteService {
             store::bulk::record_failures(&mut tx, &rows).await?;
         }
         tx.commit().await?;
+        self.count_org_sends(&writes).await;
         for (write, (i, code, org_id)) in writes.iter().zip(planned) {
             let sequence = sequences.get(&write.user_id).copied().unwrap_or_default();
             let delivery_id = write.delivery.as_ref().map(|d| d.id);
@@ -215,17 +216,44 @@ impl InviteService {
         let mut counts = Counts::default();
         let window = |(key, count, oldest)| (key, Window { count, oldest });
         if !recipients.is_empty() {
-            let by = RecentBy::Recipient;
-            let rows =
-                store::invites::recent_deliveries(tx, by, &recipients, since, limits.per_recipient.into()).await?;
+            let cap = limits.per_recipient.into();
+            let rows = store::invites::recent_by_recipient(tx, &recipients, since, cap).await?;
             counts.by_recipient = rows.into_iter().map(window).collect();
         }
         if !orgs.is_empty() {
-            let rows =
-                store::invites::recent_deliveries(tx, RecentBy::Org, &orgs, since, limits.per_org.into()).await?;
-            counts.by_org = rows.into_iter().map(window).collect();
+            // Counted by the minute: a minute's codes leave the window when all of
+            // it has, a minute after its start did.
+            let rows = store::invites::recent_by_org(tx, &orgs, since).await?;
+            let by_minute = |(key, count, oldest): (String, i64, Option<chrono::DateTime<chrono::Utc>>)| {
+                (key, count, oldest.map(|m| m + chrono::TimeDelta::minutes(1)))
+            };
+            counts.by_org = rows.into_iter().map(by_minute).map(window).collect();
         }
         Ok(counts)
+    }
+
+    /// Adds the round's transactional deliveries to their organizations' counts
+    /// (`limits.rs`). After the commit: a count that fails (the database gone just
+    /// now) lets a few codes past the limit rather than fail what was committed.
+    async fn count_org_sends(&self, writes: &[store::invites::IssueWrite]) {
+        let mut sent: HashMap<&str, i32> = HashMap::new();
+        for w in writes {
+            if w.delivery.as_ref().is_some_and(|d| d.lane == crate::domain::Lane::Transactional) {
+                *sent.entry(w.org_id.as_str()).or_default() += 1;
+            }
+        }
+        let Some(at) = writes.first().map(|w| w.at) else { return };
+        if sent.is_empty() {
+            return;
+        }
+        let sent: Vec<(&str, i32)> = sent.into_iter().collect();
+        let counted = async {
+            let mut conn = self.pool.acquire().await?;
+            store::invites::count_org_sends(&mut conn, &sent, at).await
+        };
+        if let Err(e) = counted.await {
+            tracing::warn!(error = %e, "codes sent not counted for the organization limit");
+        }
     }
 
     /// What a plan writes: a fresh code (sealed to its user), the event that says
