@@ -11,6 +11,7 @@ pub mod dto;
 pub mod error;
 pub mod request_id;
 pub mod rest;
+pub mod zitadel;
 
 use actix_web::{web, HttpResponse};
 use sqlx::PgPool;
@@ -46,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     rest::routes(cfg);
     admin::routes(cfg);
     connect::routes(cfg);
+    zitadel::routes(cfg);
 }
 
 /// 200 while the process serves; says nothing of its dependencies (`/readyz` does).

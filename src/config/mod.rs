@@ -55,6 +55,7 @@ pub struct Settings {
     pub crypto: Crypto,
     pub log: Log,
     pub shutdown: Shutdown,
+    pub zitadel: Zitadel,
 }
 
 fn development() -> String {
@@ -175,6 +176,15 @@ pub struct Log {
 pub struct Shutdown {
     #[serde(deserialize_with = "duration")]
     pub grace: Duration,
+}
+
+/// herald as ZITADEL's notification provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zitadel {
+    /// How far a post's signature time may be from now (either way).
+    #[serde(deserialize_with = "duration")]
+    pub signature_tolerance: Duration,
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
