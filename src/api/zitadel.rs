@@ -9,7 +9,7 @@ use super::dto::timestamp;
 use super::error::RestError;
 use super::{body, request_id, AppState};
 use crate::auth::Principal;
-use crate::domain::{ids, Channel, Error};
+use crate::domain::{has_control, ids, Channel, Error};
 use crate::zitadel::{
     notification_path, signature, GroupedReceiver, NewProvider, Provider, ProviderPatch, ProviderService,
 };
@@ -23,6 +23,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/v1/zitadel/providers/{id}", web::patch().to(patch))
         .route("/admin/v1/zitadel/providers/{id}", web::delete().to(delete))
         .route("/zitadel/v1/notifications/{providerId}", web::post().to(notification));
+}
+
+/// A provider id from a path: one with a control character names no provider
+/// (docs/API.md §1), and is answered as an unknown one rather than handed to
+/// PostgreSQL, which refuses a NUL.
+fn provider_id(raw: &str) -> Result<&str, Error> {
+    if has_control(raw) {
+        return Err(Error::not_found(ids::PROVIDER_NOT_FOUND, "Provider not found"));
+    }
+    Ok(raw)
 }
 
 async fn caller(state: &AppState, req: &HttpRequest) -> Result<Principal, Error> {
@@ -134,7 +144,7 @@ async fn get(
     path: web::Path<String>,
 ) -> Reply {
     let caller = caller(&state, &req).await?;
-    Ok(HttpResponse::Ok().json(ProviderDto::from(providers.get(&caller, &path).await?)))
+    Ok(HttpResponse::Ok().json(ProviderDto::from(providers.get(&caller, provider_id(&path)?).await?)))
 }
 
 async fn patch(
@@ -153,7 +163,7 @@ async fn patch(
         description: b.description,
         use_herald_invite_template: b.use_herald_invite_template,
     };
-    Ok(HttpResponse::Ok().json(ProviderDto::from(providers.patch(&caller, &path, change).await?)))
+    Ok(HttpResponse::Ok().json(ProviderDto::from(providers.patch(&caller, provider_id(&path)?, change).await?)))
 }
 
 async fn delete(
@@ -163,7 +173,7 @@ async fn delete(
     path: web::Path<String>,
 ) -> Reply {
     let caller = caller(&state, &req).await?;
-    providers.delete(&caller, &path).await?;
+    providers.delete(&caller, provider_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({})))
 }
 
@@ -180,6 +190,6 @@ async fn notification(
 ) -> Reply {
     let bytes = body::read(payload).await?;
     let sig = req.headers().get(signature::HEADER).map(|v| v.to_str().unwrap_or("\u{0}"));
-    let accepted = receiver.receive(&path, sig, &bytes, request_id::of(&req)).await?;
+    let accepted = receiver.receive(provider_id(&path)?, sig, &bytes, request_id::of(&req)).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "deliveryId": accepted.delivery_id.to_string() })))
 }

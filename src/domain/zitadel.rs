@@ -96,6 +96,13 @@ impl Message {
             .event_type
             .filter(|e| !e.trim().is_empty())
             .ok_or_else(|| missing("contextInfo.eventType"))?;
+        if super::has_control(&event_type) {
+            // Stored as text, where PostgreSQL refuses a NUL (docs/API.md §1).
+            return Err(Error::invalid(
+                ids::ZITADEL_MESSAGE,
+                "contextInfo.eventType must not contain control characters",
+            ));
+        }
         let recipient = match channel {
             Channel::Email => {
                 let raw = n.context_info.recipient_email_address.filter(|r| !r.trim().is_empty());

@@ -13,6 +13,7 @@ mod create;
 mod delivery;
 mod details;
 mod directory;
+mod edge;
 mod helpers;
 mod import;
 mod ops_helpers;
