@@ -39,6 +39,7 @@ pub mod config;
 pub mod delivery;
 pub mod directory;
 pub mod domain;
+pub mod grpc;
 pub mod invite;
 pub mod metrics;
 pub mod ops;
