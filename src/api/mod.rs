@@ -9,6 +9,7 @@ pub mod call;
 pub mod connect;
 pub mod dto;
 pub mod error;
+pub mod openapi;
 pub mod request_id;
 pub mod rest;
 
@@ -46,14 +47,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     rest::routes(cfg);
     admin::routes(cfg);
     connect::routes(cfg);
+    openapi::routes(cfg);
 }
 
 /// 200 while the process serves; says nothing of its dependencies (`/readyz` does).
+#[utoipa::path(get, path = "/healthz", tag = "service", security(()),
+    responses((status = 200, body = openapi::Alive, description = "The process serves")))]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// 200 when the database and the broker answer; else 503 saying which is down.
+#[utoipa::path(get, path = "/readyz", tag = "service", security(()),
+    responses((status = 200, body = openapi::Ready, description = "The database and the broker answer"),
+              (status = 503, body = openapi::Ready, description = "Which of them is down")))]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = crate::store::ping(&state.pool).await;
     let broker = state.link.as_ref().is_some_and(|l| l.is_up());
@@ -67,6 +74,8 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "service", security(()),
+    responses((status = 200, body = String, content_type = "text/plain", description = "Prometheus text exposition")))]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Ok(n) = crate::store::deliveries::outbox_backlog(&state.pool).await {
         state.metrics.set_outbox_backlog(n);

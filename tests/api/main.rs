@@ -18,6 +18,7 @@ mod grpc;
 mod grpc_infra;
 mod helpers;
 mod import;
+mod openapi;
 mod ops_helpers;
 mod outbox;
 mod replay;
