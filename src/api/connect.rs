@@ -59,7 +59,10 @@ async fn dispatch(
         );
     }
     if req.method() != actix_web::http::Method::POST {
-        return Err(Error::new(Kind::Unimplemented, "", "Connect unary calls must use POST").into());
+        // As connect-go answers: the method exists, the HTTP method does not.
+        return Ok(HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, "POST"))
+            .json(serde_json::json!({"code": "unimplemented", "message": "Connect unary calls must use POST"})));
     }
     // Connect's two codecs: JSON and binary protobuf.
     let content_type =

@@ -89,4 +89,10 @@ async fn binary_connect_errors_are_connect_json() {
         .unwrap();
     assert_eq!(resp.status(), 415);
     assert_eq!(resp.headers()["accept-post"], "application/json, application/proto");
+
+    // A served method over another HTTP method: 405, POST allowed.
+    let resp = app.client.get(app.url("/zitadel.user.v2.UserService/GetUserByID")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "POST");
+    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["code"], "unimplemented");
 }
