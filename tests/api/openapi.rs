@@ -32,7 +32,8 @@ fn routes_of_api_md() -> BTreeSet<(String, String)> {
     for chunk in md.split('`').skip(1).step_by(2) {
         let mut words = chunk.split_whitespace();
         let (Some(method), Some(path)) = (words.next(), words.next()) else { continue };
-        if ["GET", "POST", "DELETE"].contains(&method) && path.starts_with('/') {
+        // `/docs` is the document's own viewer, not an operation of it.
+        if ["GET", "POST", "DELETE"].contains(&method) && path.starts_with('/') && path != "/docs" {
             out.insert((method.to_lowercase(), path.split('?').next().unwrap().to_string()));
         }
     }
