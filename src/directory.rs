@@ -126,6 +126,12 @@ pub fn build_human(req: &NewHuman, org_id: &str, ids: &IdGenerator, at: DateTime
     })
 }
 
+/// Whether the holder of a caller-chosen user id may be named to the caller (409):
+/// only when the caller could see that user anyway.
+fn chosen_id_is_visible(caller: &Principal, holder: &UserRow) -> bool {
+    holder.state != "deleted" && caller.can_see(&holder.org_id)
+}
+
 impl Directory {
     pub fn new(pool: PgPool, ids: Arc<IdGenerator>) -> Self {
         Directory { pool, ids }
@@ -208,7 +214,16 @@ impl Directory {
             .ok_or_else(org_not_found)?;
         caller.require(Permission::UserWrite)?;
 
-        let user = build_human(&req, &org.id, &self.ids, now_ms())?;
+        let mut user = build_human(&req, &org.id, &self.ids, now_ms())?;
+        if req.user_id.as_deref().is_some_and(|u| !u.is_empty()) {
+            // A chosen id held where the caller cannot see must not say so: it is
+            // answered as a request without an id (docs/API.md §3).
+            if let Some(holder) = store::users::get(&mut tx, &user.id).await? {
+                if !chosen_id_is_visible(caller, &holder) {
+                    user.id = self.ids.next_string();
+                }
+            }
+        }
         let now = user.created_at;
         match store::users::insert(&mut tx, &user).await {
             Ok(()) => {}

@@ -10,7 +10,8 @@
 //!    [`api::call::Call`], the error mapping, request ids. Thin: parse, call,
 //!    serialise. [`auth`] turns the bearer token into a principal.
 //! 3. [`invite`]: create, resend and verify invite codes, the checks in API.md's
-//!    order: `invite/rules.rs` decides (pure), `invite/issue.rs` runs the shared
+//!    order: `invite/rules.rs` decides (pure), `invite/limits.rs` applies the limits
+//!    per recipient and organization (pure), `invite/issue.rs` runs the shared
 //!    transaction. [`batch`] gathers what arrives during one statement into the next.
 //!    [`directory`]: organizations and users.
 //! 4. [`store`]: every SQL statement, by table (the outbox rows included), and the

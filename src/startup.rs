@@ -106,6 +106,10 @@ pub async fn services(settings: &Settings, pool: PgPool) -> anyhow::Result<Servi
             .map_err(|e| anyhow::anyhow!("invite.default_url_template: {}", e.text))?,
         default_application_name: settings.invite.default_application_name.clone(),
         max_codes_per_user_per_hour: settings.invite.max_codes_per_user_per_hour,
+        limits: crate::invite::Limits {
+            per_recipient: settings.invite.max_codes_per_recipient_per_hour,
+            per_org: settings.invite.max_codes_per_org_per_hour,
+        },
     };
     Ok(Services {
         auth: Authenticator::new(pool.clone(), ids.clone(), settings.bootstrap_token()),
@@ -127,7 +131,11 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         if settings.env == "development" && settings.crypto.key.is_empty() {
-            tracing::warn!("crypto.key is unset: using the development key; set it before storing real codes");
+            tracing::warn!(
+                key_file = %settings.crypto.key_file.display(),
+                "crypto.key is unset: codes are encrypted with this machine's own key from crypto.key_file \
+                 (made on first start); set crypto.key before storing real codes"
+            );
         }
         // A broken template stops the process here, never a mail later.
         let templates = Arc::new(Templates::load().context("templates")?);

@@ -12,7 +12,7 @@ use super::error::RestError;
 use super::{body, AppState};
 use crate::auth::Principal;
 use crate::domain::contact::{mask_email, mask_phone};
-use crate::domain::{ids, Channel, DeliveryStatus, Error};
+use crate::domain::{has_control, ids, no_control, Channel, DeliveryStatus, Error};
 use crate::ops::{ReplayOutcome, Selection};
 use crate::store::deliveries::{AttemptRow, DeliveryFilter, DeliveryRow};
 
@@ -49,7 +49,7 @@ struct BulkResendBody {
 /// limit of API.md §1 holds about 3,000 of herald's 18-digit ids.
 const BULK_BODY_LIMIT: usize = 512 * 1024;
 
-#[utoipa::path(post, path = "/admin/v1/bulk/resend", tag = "bulk re-invites",
+#[utoipa::path(post, path = "/admin/v1/bulk/resend", tag = "bulk re-invites", summary = "Re-invite many users (a bulk job)",
     request_body = BulkResendBody,
     responses((status = 202, body = crate::api::openapi::BulkAccepted, description = "The job is published"), crate::api::openapi::RestErrors),
     security(("bearer" = [])))]
@@ -83,12 +83,16 @@ struct JobDto {
     finished_at: Option<String>,
 }
 
-#[utoipa::path(get, path = "/admin/v1/bulk/{jobId}", tag = "bulk re-invites",
+#[utoipa::path(get, path = "/admin/v1/bulk/{jobId}", tag = "bulk re-invites", summary = "A bulk job's progress",
     params(("jobId" = String, Path, description = "The job's id")),
     responses((status = 200, body = JobDto, description = "The job's progress"), crate::api::openapi::RestErrors),
     security(("bearer" = [])))]
 async fn bulk_status(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Reply {
     let caller = caller(&state, &req).await?;
+    if has_control(&path) {
+        // No job has such an id (docs/API.md §1): the answer for an unknown one.
+        return Err(Error::not_found(ids::BULK_NOT_FOUND, "Bulk job not found").into());
+    }
     let s = state.bulk.status(&caller, &path).await?;
     Ok(HttpResponse::Ok().json(JobDto {
         job_id: s.job_id,
@@ -201,7 +205,19 @@ fn channel(v: Option<String>) -> Result<Option<Channel>, Error> {
     .transpose()
 }
 
-#[utoipa::path(get, path = "/admin/v1/deliveries", tag = "deliveries",
+/// The query string as names and values. Read by hand rather than by actix's
+/// `Query` extractor, whose refusals (bytes that are not UTF-8) answer in another
+/// body shape: here they become U+FFFD and the filter simply matches nothing.
+fn query_of(req: &HttpRequest) -> HashMap<String, String> {
+    url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect()
+}
+
+/// A filter value as the store may bind it (docs/API.md §1: no control characters).
+fn filter_text(name: &str, v: Option<&String>) -> Result<Option<String>, Error> {
+    v.map(|s| no_control(name, s).map(|()| s.clone())).transpose()
+}
+
+#[utoipa::path(get, path = "/admin/v1/deliveries", tag = "deliveries", summary = "List deliveries",
     params(
         ("status" = Option<String>, Query, description = "queued, sending, sent, retrying, dead, superseded, expired or cancelled"),
         ("orgId" = Option<String>, Query), ("userId" = Option<String>, Query),
@@ -212,19 +228,15 @@ fn channel(v: Option<String>) -> Result<Option<Channel>, Error> {
     ),
     responses((status = 200, body = crate::api::openapi::DeliveryList, description = "A page of deliveries"), crate::api::openapi::RestErrors),
     security(("bearer" = [])))]
-async fn list_deliveries(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: web::Query<HashMap<String, String>>,
-) -> Reply {
+async fn list_deliveries(state: web::Data<AppState>, req: HttpRequest) -> Reply {
     let caller = caller(&state, &req).await?;
-    let q = query.into_inner();
+    let q = query_of(&req);
     // The store's filter still holds the words; they are parsed here so that an
     // unknown one is refused, not silently matched by nothing.
     let filter = DeliveryFilter {
         status: status(q.get("status"))?.map(|s| s.as_str().to_string()),
-        org_id: q.get("orgId").cloned(),
-        user_id: q.get("userId").cloned(),
+        org_id: filter_text("orgId", q.get("orgId"))?,
+        user_id: filter_text("userId", q.get("userId"))?,
         channel: channel(q.get("channel").cloned())?.map(|c| c.as_str().to_string()),
         since: time("since", q.get("since"))?,
         until: time("until", q.get("until"))?,
@@ -252,7 +264,7 @@ fn delivery_id(raw: &str) -> Result<i64, Error> {
     raw.parse().map_err(|_| Error::not_found(ids::DELIVERY_NOT_FOUND, "Delivery not found"))
 }
 
-#[utoipa::path(get, path = "/admin/v1/deliveries/{id}", tag = "deliveries", params(("id" = String, Path, description = "The delivery's id")),
+#[utoipa::path(get, path = "/admin/v1/deliveries/{id}", tag = "deliveries", summary = "A delivery and its attempts", params(("id" = String, Path, description = "The delivery's id")),
     responses((status = 200, body = crate::api::openapi::DeliveryDetail, description = "The delivery and its attempts"), crate::api::openapi::RestErrors),
     security(("bearer" = [])))]
 async fn get_delivery(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Reply {
@@ -268,7 +280,7 @@ struct ReplayOneBody {
     reissue: Option<bool>,
 }
 
-#[utoipa::path(post, path = "/admin/v1/deliveries/{id}/replay", tag = "deliveries", params(("id" = String, Path, description = "The delivery's id")),
+#[utoipa::path(post, path = "/admin/v1/deliveries/{id}/replay", tag = "deliveries", summary = "Replay a dead delivery", params(("id" = String, Path, description = "The delivery's id")),
     request_body = ReplayOneBody,
     responses((status = 200, body = crate::api::openapi::ReplayOutcomeDoc, description = "Requeued or reissued"), crate::api::openapi::RestErrors),
     security(("bearer" = [])))]
@@ -315,7 +327,7 @@ struct ReplayManyBody {
     reissue: Option<bool>,
 }
 
-#[utoipa::path(post, path = "/admin/v1/deliveries/replay", tag = "deliveries",
+#[utoipa::path(post, path = "/admin/v1/deliveries/replay", tag = "deliveries", summary = "Replay the dead deliveries a filter matches",
     request_body = ReplayManyBody,
     responses((status = 200, body = crate::api::openapi::ReplayReport, description = "What was replayed"), crate::api::openapi::RestErrors),
     security(("bearer" = [])))]

@@ -73,12 +73,17 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text exposition.
+/// Prometheus text exposition. The gauges counted in the database are served from
+/// the value last read, read again at most every `metrics::GAUGE_REFRESH`: a scrape
+/// is not a `count(*)` (a scraper must not be able to load the database).
 #[utoipa::path(get, path = "/metrics", tag = "service", security(()),
+    summary = "Prometheus metrics", description = "Prometheus text exposition (docs/API.md §7).",
     responses((status = 200, body = String, content_type = "text/plain", description = "Prometheus text exposition")))]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    if let Ok(n) = crate::store::deliveries::outbox_backlog(&state.pool).await {
-        state.metrics.set_outbox_backlog(n);
+    if state.metrics.gauges_due() {
+        if let Ok(n) = crate::store::deliveries::outbox_backlog(&state.pool).await {
+            state.metrics.set_outbox_backlog(n);
+        }
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }

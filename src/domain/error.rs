@@ -124,8 +124,10 @@ impl Error {
     }
 
     /// True for failures that may succeed when tried again unchanged (database down).
+    /// An internal error is not: the same input fails the same way (a NUL the
+    /// database refuses), and retrying it would loop (docs/API.md §4).
     pub fn is_transient(&self) -> bool {
-        matches!(self.kind, Kind::Unavailable | Kind::Internal)
+        matches!(self.kind, Kind::Unavailable)
     }
 }
 

@@ -14,6 +14,7 @@ mod create;
 mod delivery;
 mod details;
 mod directory;
+mod edge;
 mod grpc;
 mod grpc_infra;
 mod helpers;
