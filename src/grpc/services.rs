@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tonic::metadata::MetadataMap;
+use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status};
 
 use super::pb::zitadel::org::v2 as org;
@@ -49,20 +49,49 @@ fn call<'a>(state: &'a AppState, meta: &'a MetadataMap) -> Call<'a> {
 
 type Answer<T> = Result<Response<T>, Status>;
 
-fn answer<T, U>(r: Result<T, crate::domain::Error>, f: impl FnOnce(T) -> U) -> Answer<U> {
-    r.map(|v| Response::new(f(v))).map_err(status::of)
+/// Runs one call under a span that carries its request id, as HTTP requests do
+/// (so every log line of the call can be found by the id the caller saw).
+async fn traced<T>(call: &Call<'_>, method: &'static str, work: impl std::future::Future<Output = T>) -> T {
+    use tracing::Instrument;
+    let id = call.request_id.as_deref().unwrap_or_default();
+    work.instrument(tracing::info_span!("grpc", request_id = %id, method)).await
+}
+
+/// The answer, or the error as a status; `x-request-id` in the metadata of both.
+fn answer<T, U>(call: &Call<'_>, r: Result<T, crate::domain::Error>, f: impl FnOnce(T) -> U) -> Answer<U> {
+    let id = call.request_id.as_deref().and_then(|id| MetadataValue::try_from(id).ok());
+    match r {
+        Ok(v) => {
+            let mut response = Response::new(f(v));
+            if let Some(id) = id {
+                response.metadata_mut().insert("x-request-id", id);
+            }
+            Ok(response)
+        }
+        Err(e) => {
+            let mut status = status::of(e);
+            if let Some(id) = id {
+                status.metadata_mut().insert("x-request-id", id);
+            }
+            Err(status)
+        }
+    }
 }
 
 #[tonic::async_trait]
 impl user::user_service_server::UserService for Users {
     async fn add_human_user(&self, request: Request<user::AddHumanUserRequest>) -> Answer<user::AddHumanUserResponse> {
         let (meta, _, m) = request.into_parts();
-        answer(call(&self.state, &meta).add_human_user(convert::add_human_user(m)).await, convert::human_added)
+        let call = call(&self.state, &meta);
+        let r = traced(&call, "AddHumanUser", call.add_human_user(convert::add_human_user(m))).await;
+        answer(&call, r, convert::human_added)
     }
 
     async fn get_user_by_id(&self, request: Request<user::GetUserByIdRequest>) -> Answer<user::GetUserByIdResponse> {
         let (meta, _, m) = request.into_parts();
-        answer(call(&self.state, &meta).get_user(&m.user_id).await, convert::user)
+        let call = call(&self.state, &meta);
+        let r = traced(&call, "GetUserByID", call.get_user(&m.user_id)).await;
+        answer(&call, r, convert::user)
     }
 
     async fn create_invite_code(
@@ -71,7 +100,9 @@ impl user::user_service_server::UserService for Users {
     ) -> Answer<user::CreateInviteCodeResponse> {
         let (meta, _, m) = request.into_parts();
         let (user_id, body) = convert::create_invite_code(m);
-        answer(call(&self.state, &meta).create_invite_code(&user_id, body).await, convert::created)
+        let call = call(&self.state, &meta);
+        let r = traced(&call, "CreateInviteCode", call.create_invite_code(&user_id, body)).await;
+        answer(&call, r, convert::created)
     }
 
     async fn resend_invite_code(
@@ -79,7 +110,9 @@ impl user::user_service_server::UserService for Users {
         request: Request<user::ResendInviteCodeRequest>,
     ) -> Answer<user::ResendInviteCodeResponse> {
         let (meta, _, m) = request.into_parts();
-        answer(call(&self.state, &meta).resend_invite_code(&self.resends, &m.user_id).await, convert::resent)
+        let call = call(&self.state, &meta);
+        let r = traced(&call, "ResendInviteCode", call.resend_invite_code(&self.resends, &m.user_id)).await;
+        answer(&call, r, convert::resent)
     }
 
     async fn verify_invite_code(
@@ -88,7 +121,9 @@ impl user::user_service_server::UserService for Users {
     ) -> Answer<user::VerifyInviteCodeResponse> {
         let (meta, _, m) = request.into_parts();
         let code = Some(m.verification_code);
-        answer(call(&self.state, &meta).verify_invite_code(&m.user_id, code).await, convert::verified)
+        let call = call(&self.state, &meta);
+        let r = traced(&call, "VerifyInviteCode", call.verify_invite_code(&m.user_id, code)).await;
+        answer(&call, r, convert::verified)
     }
 }
 
@@ -100,9 +135,8 @@ impl org::organization_service_server::OrganizationService for Organizations {
     ) -> Answer<org::AddOrganizationResponse> {
         let (meta, _, m) = request.into_parts();
         let users = &self.0;
-        answer(
-            call(&users.state, &meta).add_organization(convert::add_organization(m)).await,
-            convert::organization_added,
-        )
+        let call = call(&users.state, &meta);
+        let r = traced(&call, "AddOrganization", call.add_organization(convert::add_organization(m))).await;
+        answer(&call, r, convert::organization_added)
     }
 }

@@ -111,14 +111,12 @@ where
 async fn a_zitadel_client_flow_over_grpc() {
     let app = spawn_app().await;
     let ch = channel(&app).await;
-    let added = OrganizationServiceClient::new(ch.clone())
-        .add_organization(authed(
-            &app.bootstrap,
-            org::AddOrganizationRequest { name: "Acme".into(), ..Default::default() },
-        ))
-        .await
-        .expect("AddOrganization")
-        .into_inner();
+    let message = org::AddOrganizationRequest { name: "Acme".into(), ..Default::default() };
+    let mut request = authed(&app.bootstrap, message);
+    request.metadata_mut().insert("x-request-id", "grpc-test-1".parse().unwrap());
+    let added = OrganizationServiceClient::new(ch.clone()).add_organization(request).await.expect("AddOrganization");
+    assert_eq!(added.metadata().get("x-request-id").unwrap(), "grpc-test-1", "the caller's id comes back");
+    let added = added.into_inner();
     assert_eq!(added.details.as_ref().unwrap().resource_owner, added.organization_id);
     assert_eq!(added.details.unwrap().sequence, 1);
     invite_flow(&app, &mut UserServiceClient::new(ch), &added.organization_id).await;
@@ -151,6 +149,7 @@ async fn grpc_errors_are_rest_errors_with_grpc_codes() {
 
     // Each case: the gRPC call, and the same call over REST.
     let missing = users.resend_invite_code(resend(&app.bootstrap, "999999")).await.unwrap_err();
+    assert!(missing.metadata().get("x-request-id").is_some_and(|v| v.len() == 32), "{missing:?}");
     let rest = assert_error(app.resend("999999").await, 404, 5, "COMMAND-Wgvn4").await;
     assert_eq!(
         grpc_error(&missing),
