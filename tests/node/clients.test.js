@@ -125,6 +125,7 @@ before(async () => {
       HERALD__EMAIL__TRANSPORT: "smtp",
       HERALD__EMAIL__SMTP_URL: `smtp://127.0.0.1:${smtp.address().port}`,
       HERALD__LOG__LEVEL: "info",
+      HERALD__SHUTDOWN__GRACE: "1s",
       NO_COLOR: "1",
     },
     stdio: ["ignore", "pipe", "pipe"],
