@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-/// The service definitions of proto/ (docs/API.md §8).
+/// The service definitions of proto/ (docs/API.md §9).
 const PROTOS: &[&str] =
     &["zitadel/user/v2/user_service.proto", "zitadel/org/v2/org_service.proto", "zitadel/v1/message.proto"];
 

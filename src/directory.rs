@@ -271,3 +271,27 @@ impl Directory {
         Ok(UserView { user, invite, details })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(org: &str, state: &str) -> UserRow {
+        let req = NewHuman {
+            email: Some("ada@example.com".into()),
+            given_name: "Ada".into(),
+            family_name: "Lovelace".into(),
+            ..Default::default()
+        };
+        UserRow { state: state.into(), ..build_human(&req, org, &IdGenerator::new(1), now_ms()).unwrap() }
+    }
+
+    #[test]
+    fn a_chosen_id_is_named_taken_only_to_a_caller_who_can_see_its_holder() {
+        let own = Principal { org_id: Some("o1".into()), ..Principal::cli() };
+        assert!(chosen_id_is_visible(&own, &holder("o1", "active")));
+        assert!(!chosen_id_is_visible(&own, &holder("o2", "active")), "another tenant's: answered as fresh");
+        assert!(!chosen_id_is_visible(&own, &holder("o1", "deleted")));
+        assert!(chosen_id_is_visible(&Principal::cli(), &holder("o2", "active")), "instance scope sees all");
+    }
+}

@@ -29,7 +29,8 @@
 //! Beside the way of a resend: [`ops`], operators' tools (user import, bulk
 //! re-invites through the resend-request queue, replay of dead deliveries) and
 //! [`cli`], their subcommands; [`config`] and [`telemetry`], layered settings and the
-//! tracing subscriber.
+//! tracing subscriber. [`zitadel`]: herald as ZITADEL's HTTP notification provider
+//! (its posts join the way of a resend at the outbox).
 
 pub mod api;
 pub mod auth;
@@ -49,3 +50,4 @@ pub mod render;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod zitadel;

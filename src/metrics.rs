@@ -24,6 +24,7 @@ struct Inner {
     outbox_backlog: IntGauge,
     bulk_requests: IntCounterVec,
     replays: IntCounterVec,
+    zitadel_messages: IntCounterVec,
     /// When the gauges read from the database were last refreshed.
     gauges_read_at: Mutex<Option<Instant>>,
 }
@@ -87,6 +88,11 @@ impl Metrics {
                 &["outcome"],
             ),
             replays: counter("herald_replays_total", "Dead deliveries replayed, by how", &["outcome"]),
+            zitadel_messages: counter(
+                "herald_zitadel_messages_total",
+                "ZITADEL notifications by provider, event type and outcome (received, refused_signature, duplicate, delivered, dead)",
+                &["provider", "event_type", "outcome"],
+            ),
             gauges_read_at: Mutex::new(None),
             outbox_backlog: {
                 let g = IntGauge::new("herald_outbox_backlog", "Queued deliveries not yet published to the broker")
@@ -133,6 +139,10 @@ impl Metrics {
         } else {
             false
         }
+    }
+
+    pub fn zitadel_message(&self, provider: &str, event_type: &str, outcome: &str) {
+        self.inner.zitadel_messages.with_label_values(&[provider, event_type, outcome]).inc();
     }
 
     pub fn set_outbox_backlog(&self, n: i64) {

@@ -60,7 +60,7 @@ pub struct Application {
     grpc: Option<GrpcServer>,
 }
 
-/// The gRPC listener (docs/API.md §8): its address, and how to stop it.
+/// The gRPC listener (docs/API.md §9): its address, and how to stop it.
 struct GrpcServer {
     addr: std::net::SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -155,7 +155,10 @@ impl Application {
         let kick: crate::invite::DeliveryHook = Arc::new(move |_id| relay.do_send(Kick));
         let invites = services.invites.with_delivery_hook(kick.clone());
         let bulk = BulkService::new(pool.clone(), services.ids.clone(), publisher.clone(), topology.exchange());
-        let replay = ReplayService::new(pool.clone(), invites.clone(), metrics.clone(), Some(kick));
+        let replay = ReplayService::new(pool.clone(), invites.clone(), metrics.clone(), Some(kick.clone()));
+        let (providers, receiver) =
+            crate::zitadel::services(&settings, &services.cipher, &services.ids, pool.clone(), &metrics, kick);
+        let providers = web::Data::new(providers);
 
         let mut consumers = Vec::new();
         if settings.has_role(Role::Worker) {
@@ -238,6 +241,9 @@ impl Application {
                 App::new()
                     .app_data(data.clone())
                     .app_data(resends)
+                    .app_data(providers.clone())
+                    // ZITADEL's posts share transactions per worker, as resends do.
+                    .app_data(web::Data::new(receiver.grouped(RESEND_GROUP_MAX, RESEND_GROUP_CONCURRENCY)))
                     .wrap(middleware::from_fn(api::request_id::middleware))
                     .configure(api::configure)
                     .default_service(web::to(api::rest::not_found))

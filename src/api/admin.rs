@@ -113,7 +113,10 @@ async fn bulk_status(state: web::Data<AppState>, req: HttpRequest, path: web::Pa
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryDto {
     id: String,
-    user_id: String,
+    /// Absent for a ZITADEL delivery (`source: zitadel`, `template`: the event type).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+    source: String,
     org_id: String,
     channel: String,
     recipient: String,
@@ -137,6 +140,7 @@ impl From<DeliveryRow> for DeliveryDto {
         DeliveryDto {
             id: d.id.to_string(),
             user_id: d.user_id,
+            source: d.source,
             org_id: d.org_id,
             channel: d.channel,
             recipient,

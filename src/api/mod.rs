@@ -12,6 +12,7 @@ pub mod error;
 pub mod openapi;
 pub mod request_id;
 pub mod rest;
+pub mod zitadel;
 
 use actix_web::{web, HttpResponse};
 use sqlx::PgPool;
@@ -48,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin::routes(cfg);
     connect::routes(cfg);
     openapi::routes(cfg);
+    zitadel::routes(cfg);
 }
 
 /// 200 while the process serves; says nothing of its dependencies (`/readyz` does).

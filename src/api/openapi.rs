@@ -52,6 +52,12 @@ use super::{admin, rest};
         connect_add_human_user,
         connect_get_user_by_id,
         connect_add_organization,
+        super::zitadel::create,
+        super::zitadel::list,
+        super::zitadel::get,
+        super::zitadel::patch,
+        super::zitadel::delete,
+        super::zitadel::notification,
         super::healthz,
         super::readyz,
         super::metrics,
@@ -67,6 +73,7 @@ use super::{admin, rest};
         (name = "deliveries", description = "docs/API.md §5"),
         (name = "connect", description = "docs/API.md §6: ZITADEL's Connect paths (JSON; application/proto too)"),
         (name = "service", description = "docs/API.md §7"),
+        (name = "zitadel notifications", description = "docs/API.md §8: herald as ZITADEL's HTTP notification provider"),
     )
 )]
 pub struct ApiDoc;
@@ -260,6 +267,29 @@ pub struct ReplayReport {
     pub matched: i64,
     pub replayed: i64,
     pub skipped: BTreeMap<String, i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProviderList {
+    pub providers: Vec<super::zitadel::ProviderDto>,
+}
+
+/// ZITADEL's message (docs/API.md §8.2); unknown fields are ignored.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ZitadelMessage {
+    /// `eventType`, `recipientEmailAddress` or `recipientPhoneNumber`, …
+    pub context_info: Option<serde_json::Value>,
+    /// `subject`, `greeting`, `text`, `url`, `buttonText`, …
+    pub template_data: Option<serde_json::Value>,
+    /// `userID`, `code`, `changeDate`, …
+    pub args: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryAccepted {
+    pub delivery_id: String,
 }
 
 #[derive(Serialize, ToSchema)]

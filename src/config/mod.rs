@@ -56,6 +56,7 @@ pub struct Settings {
     pub crypto: Crypto,
     pub log: Log,
     pub shutdown: Shutdown,
+    pub zitadel: Zitadel,
 }
 
 fn development() -> String {
@@ -68,7 +69,7 @@ pub struct Http {
     pub addr: String,
 }
 
-/// gRPC and gRPC-web (docs/API.md §8), on a listener of their own.
+/// gRPC and gRPC-web (docs/API.md §9), on a listener of their own.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grpc {
@@ -185,6 +186,15 @@ pub struct Log {
 pub struct Shutdown {
     #[serde(deserialize_with = "duration")]
     pub grace: Duration,
+}
+
+/// herald as ZITADEL's notification provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zitadel {
+    /// How far a post's signature time may be from now (either way).
+    #[serde(deserialize_with = "duration")]
+    pub signature_tolerance: Duration,
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -6,7 +6,8 @@
 //!   plain async function;
 //! - [`retry`]: what an attempt's result means ([`retry::decide`]), as pure functions;
 //! - [`worker`]: [`DeliveryWorker`], the generic `queue::Worker` shell over the pipeline;
-//! - [`relay`]: [`OutboxRelay`], which publishes committed deliveries.
+//! - [`relay`]: [`OutboxRelay`], which publishes committed deliveries;
+//! - [`zitadel`]: the attempt of a ZITADEL notification (its own render, same sends).
 //!
 //! Every decision is recorded in PostgreSQL before the message is acknowledged.
 
@@ -15,6 +16,7 @@ pub mod pipeline;
 pub mod relay;
 pub mod retry;
 pub mod worker;
+pub mod zitadel;
 
 pub use message::{outgoing, outgoing_many, traceparent, DeliveryMessage, IDS_PER_MESSAGE, MESSAGE_TYPE};
 pub use pipeline::{Batches, Pipeline};

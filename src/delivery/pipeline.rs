@@ -243,6 +243,7 @@ impl Pipeline {
             return Disposition::Retry { delay: self.shortest_delay(), body };
         }
         self.metrics.delivery(ctx.channel, r.status);
+        self.count_zitadel(&ctx, r.status);
         let error = r.error.as_deref().unwrap_or("");
         match r.status {
             DeliveryStatus::Sent => tracing::info!(attempt, ms = elapsed.as_millis() as u64, "delivered"),
@@ -253,6 +254,9 @@ impl Pipeline {
     }
 
     async fn attempt(&self, ctx: &DeliveryContext) -> Attempted {
+        if let Some(stored) = &ctx.zitadel {
+            return self.attempt_zitadel(ctx, stored).await;
+        }
         match self.prepare(ctx) {
             Ok(data) => match ctx.channel {
                 Channel::Sms => self.send_sms(ctx, data).await,

@@ -164,4 +164,9 @@ pub mod ids {
     pub const NOT_DEAD: &str = "NOTIFY-notdead";
     pub const STALE: &str = "NOTIFY-stale";
     pub const ROUTE_NOT_FOUND: &str = "API-noroute";
+    /// ZITADEL's notifications (API.md §8).
+    pub const PROVIDER_NOT_FOUND: &str = "ZITADEL-noprovider";
+    pub const SIGNATURE_INVALID: &str = "ZITADEL-signature";
+    pub const SIGNATURE_MALFORMED: &str = "ZITADEL-sigheader";
+    pub const ZITADEL_MESSAGE: &str = "ZITADEL-message";
 }

@@ -6,7 +6,9 @@ pub mod delivery;
 pub mod error;
 pub mod id;
 pub mod redact;
+pub mod source;
 pub mod url_template;
+pub mod zitadel;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,6 +19,7 @@ pub use delivery::{one_or_many, AttemptOutcome, DeliveryStatus, Lane};
 pub use error::{ids, Error, Kind};
 pub use id::IdGenerator;
 pub use redact::mask_personal_data;
+pub use source::DeliverySource;
 pub use url_template::{check_link, UrlTemplate};
 
 /// The way a code reaches a user.
@@ -71,10 +74,13 @@ pub enum Permission {
     BulkWrite,
     #[serde(rename = "token.write")]
     TokenWrite,
+    /// Register and manage ZITADEL notification providers.
+    #[serde(rename = "provider.write")]
+    ProviderWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 7] = [
+    pub const ALL: [Permission; 8] = [
         Permission::OrgWrite,
         Permission::UserRead,
         Permission::UserWrite,
@@ -82,6 +88,7 @@ impl Permission {
         Permission::DeliveryReplay,
         Permission::BulkWrite,
         Permission::TokenWrite,
+        Permission::ProviderWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +100,7 @@ impl Permission {
             Permission::DeliveryReplay => "delivery.replay",
             Permission::BulkWrite => "bulk.write",
             Permission::TokenWrite => "token.write",
+            Permission::ProviderWrite => "provider.write",
         }
     }
 

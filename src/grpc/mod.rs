@@ -1,4 +1,4 @@
-//! gRPC and gRPC-web (docs/API.md §8): ZITADEL's UserService and
+//! gRPC and gRPC-web (docs/API.md §9): ZITADEL's UserService and
 //! OrganizationService on a listener of their own, next to actix-web's (actix-http
 //! cannot send the HTTP/2 trailers gRPC ends a call with).
 //!

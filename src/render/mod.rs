@@ -10,6 +10,7 @@
 //! with `{{{…}}}`); the text registry escapes nothing.
 
 pub mod actor;
+pub mod zitadel;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,7 +20,7 @@ use serde::Serialize;
 
 use crate::domain::LoginMethod;
 
-pub use actor::{RenderEmail, RenderSms, Renderer};
+pub use actor::{RenderEmail, RenderSms, RenderZitadelEmail, Renderer};
 
 const HTML: &str = include_str!("../../templates/email/invite_user.html.hbs");
 const TEXT: &str = include_str!("../../templates/email/invite_user.txt.hbs");
@@ -105,6 +106,8 @@ pub struct Templates {
     text: Handlebars<'static>,
     /// `method_*` names per language.
     methods: HashMap<&'static str, BTreeMap<String, String>>,
+    /// The layout of ZITADEL's notifications.
+    pub zitadel: zitadel::ZitadelTemplates,
 }
 
 impl std::fmt::Debug for Templates {
@@ -153,7 +156,7 @@ impl Templates {
             }
             methods.insert(lang, m);
         }
-        let templates = Templates { html, text, methods };
+        let templates = Templates { html, text, methods, zitadel: zitadel::ZitadelTemplates::load()? };
         for (lang, _) in LANGUAGES {
             let sample = InviteData::sample(lang);
             templates.email(&sample).map_err(|e| RenderError(format!("{lang}: {}", e.0)))?;

@@ -13,7 +13,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use crate::domain::{Channel, DeliveryStatus, Lane};
+use crate::domain::{Channel, DeliverySource, DeliveryStatus, Lane};
 
 pub use super::delivery_log::{attempts, record_attempts, AttemptRecord, AttemptRow};
 pub use super::outbox::{outbox_backlog, take_unpublished, unmark_published, Unpublished};
@@ -77,6 +77,8 @@ pub struct DeliveryContext {
     pub url_template: Option<String>,
     pub application_name: Option<String>,
     pub current_sequence: Option<i64>,
+    /// The stored message of a ZITADEL delivery (whose user fields above are blank).
+    pub zitadel: Option<super::zitadel::StoredMessage>,
 }
 
 /// What claiming a delivery found.
@@ -98,7 +100,9 @@ pub enum Claim {
 /// Claims deliveries for sending (`queued|retrying → sending`, with a lease), or
 /// says for each why not. A `sending` row whose lease ran out (its worker died) can
 /// be claimed again. Stale deliveries are ended by the same statement
-/// (docs/ARCHITECTURE.md, "Guarantees": a stale code is never sent).
+/// (docs/ARCHITECTURE.md, "Guarantees": a stale code is never sent). A ZITADEL
+/// delivery has no herald user or code to be stale: it is claimed as it is
+/// (docs/ARCHITECTURE.md, "ZITADEL's notifications").
 ///
 /// One statement for the whole set: it locks the rows (in id order, so two
 /// claims never deadlock), decides, updates and returns what the senders need. An
@@ -112,16 +116,22 @@ pub async fn claim_many(
     let lease_until = Utc::now() + lease;
     let rows: Vec<ClaimRow> = sqlx::query_as::<_, ClaimRow>(
         "WITH ctx AS (
-             SELECT d.id, d.status, d.lease_until, d.attempts, d.channel, d.lane, d.recipient, d.locale,
-                    d.code_event_sequence, d.user_id, d.org_id,
-                    u.display_name, u.given_name, u.family_name, u.username, u.initialized,
+             SELECT d.id, d.status, d.lease_until, d.attempts, d.channel, d.lane, d.recipient, d.locale, d.source,
+                    COALESCE(d.code_event_sequence, 0) AS code_event_sequence, COALESCE(d.user_id, '') AS user_id,
+                    d.org_id, COALESCE(u.display_name, '') AS display_name,
+                    COALESCE(u.given_name, '') AS given_name, COALESCE(u.family_name, '') AS family_name,
+                    COALESCE(u.username, '') AS username, COALESCE(u.initialized, FALSE) AS initialized,
                     o.name AS org_name, o.login_methods,
-                    c.code_encrypted, c.expires_at, c.url_template, c.application_name,
-                    c.event_sequence AS current_sequence
+                    -- A ZITADEL message that named no expiry: only max_attempts bounds its retries.
+                    c.code_encrypted, COALESCE(c.expires_at, m.expires_at,
+                        CASE WHEN d.source = $5 THEN now() + interval '1 year' END) AS expires_at, c.url_template,
+                    c.application_name, c.event_sequence AS current_sequence,
+                    m.provider_id AS zitadel_provider, m.event_type AS zitadel_event, m.message_encrypted
              FROM deliveries d
-             JOIN users u ON u.id = d.user_id
+             LEFT JOIN users u ON u.id = d.user_id
              JOIN organizations o ON o.id = d.org_id
              LEFT JOIN invite_codes c ON c.user_id = d.user_id
+             LEFT JOIN zitadel_messages m ON m.delivery_id = d.id
              WHERE d.id = ANY($1)
              ORDER BY d.id
              FOR UPDATE OF d
@@ -129,6 +139,7 @@ pub async fn claim_many(
              SELECT id, CASE
                  WHEN NOT (status = ANY($4)) THEN 'finished'
                  WHEN status = $3 AND lease_until > now() THEN 'leased'
+                 WHEN source = $5 THEN 'claimed'
                  WHEN initialized THEN 'cancelled'
                  WHEN current_sequence IS DISTINCT FROM code_event_sequence THEN 'superseded'
                  WHEN code_encrypted IS NULL OR expires_at IS NULL OR expires_at <= now() THEN 'expired'
@@ -148,13 +159,15 @@ pub async fn claim_many(
                 COALESCE(changed.attempts, ctx.attempts) AS attempts, ctx.channel, ctx.lane, ctx.recipient,
                 ctx.locale, ctx.code_event_sequence, ctx.user_id, ctx.org_id, ctx.display_name, ctx.given_name,
                 ctx.family_name, ctx.username, ctx.initialized, ctx.org_name, ctx.login_methods,
-                ctx.code_encrypted, ctx.expires_at, ctx.url_template, ctx.application_name, ctx.current_sequence
+                ctx.code_encrypted, ctx.expires_at, ctx.url_template, ctx.application_name, ctx.current_sequence,
+                ctx.zitadel_provider, ctx.zitadel_event, ctx.message_encrypted
          FROM ctx JOIN decided v ON v.id = ctx.id LEFT JOIN changed ON changed.id = ctx.id",
     )
     .bind(ids)
     .bind(lease_until)
     .bind(DeliveryStatus::Sending.as_str())
     .bind(DeliveryStatus::WAITING.map(DeliveryStatus::as_str).to_vec())
+    .bind(DeliverySource::Zitadel.as_str())
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(|row| row.into_claim(lease_until)).collect()
@@ -188,6 +201,9 @@ struct ClaimRow {
     url_template: Option<String>,
     application_name: Option<String>,
     current_sequence: Option<i64>,
+    zitadel_provider: Option<String>,
+    zitadel_event: Option<String>,
+    message_encrypted: Option<Vec<u8>>,
 }
 
 impl ClaimRow {
@@ -219,6 +235,12 @@ impl ClaimRow {
                 url_template: self.url_template,
                 application_name: self.application_name,
                 current_sequence: self.current_sequence,
+                zitadel: match (self.zitadel_provider, self.zitadel_event, self.message_encrypted) {
+                    (Some(provider_id), Some(event_type), Some(message_encrypted)) => {
+                        Some(super::zitadel::StoredMessage { provider_id, event_type, message_encrypted })
+                    }
+                    _ => None,
+                },
             })),
             stale => Claim::Stale(word(stale)?),
         };
@@ -230,7 +252,10 @@ impl ClaimRow {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeliveryRow {
     pub id: i64,
-    pub user_id: String,
+    /// None for a ZITADEL delivery: its user is ZITADEL's.
+    pub user_id: Option<String>,
+    /// `invite` or `zitadel` ([`DeliverySource`]).
+    pub source: String,
     pub org_id: String,
     pub channel: String,
     pub recipient: String,
@@ -243,7 +268,8 @@ pub struct DeliveryRow {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-const DELIVERY_COLUMNS: &str = "id, user_id, org_id, channel, recipient, template, status, attempts, last_error,
+const DELIVERY_COLUMNS: &str =
+    "id, user_id, source, org_id, channel, recipient, template, status, attempts, last_error,
                                 created_at, updated_at, sent_at";
 
 /// Filters of the operators' listing; `None` matches everything.
@@ -328,21 +354,23 @@ pub struct ReplayCandidate {
     pub user_id: String,
     pub org_id: String,
     pub status: String,
-    /// The delivery's code is the user's current one, unexpired and unverified.
+    /// The delivery's code is the user's current one, unexpired and unverified;
+    /// always for a ZITADEL delivery, whose code herald cannot replace.
     pub code_current: bool,
 }
 
 pub async fn lock_for_replay(conn: &mut PgConnection, id: i64) -> Result<Option<ReplayCandidate>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT d.id, d.user_id, d.org_id, d.status,
-                (NOT u.initialized AND c.event_sequence = d.code_event_sequence
-                 AND c.code_encrypted IS NOT NULL AND c.expires_at > now()) IS TRUE AS code_current
-         FROM deliveries d JOIN users u ON u.id = d.user_id
+        "SELECT d.id, COALESCE(d.user_id, '') AS user_id, d.org_id, d.status,
+                (d.source = $2 OR (NOT u.initialized AND c.event_sequence = d.code_event_sequence
+                 AND c.code_encrypted IS NOT NULL AND c.expires_at > now())) IS TRUE AS code_current
+         FROM deliveries d LEFT JOIN users u ON u.id = d.user_id
          LEFT JOIN invite_codes c ON c.user_id = d.user_id
          WHERE d.id = $1
          FOR UPDATE OF d",
     )
     .bind(id)
+    .bind(DeliverySource::Zitadel.as_str())
     .fetch_optional(conn)
     .await
 }

@@ -14,6 +14,7 @@ pub mod orgs;
 pub mod outbox;
 pub mod tokens;
 pub mod users;
+pub mod zitadel;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! API.md §8: gRPC and gRPC-web. The same calls as REST and Connect, over tonic's
+//! API.md §9: gRPC and gRPC-web. The same calls as REST and Connect, over tonic's
 //! client (HTTP/2) and over gRPC-web on HTTP/1.1; reflection and health.
 
 use herald::grpc::pb::zitadel::object::v2 as object;

@@ -1,4 +1,4 @@
-//! API.md §8: what gRPC tooling expects besides the calls: reflection (grpcurl),
+//! API.md §9: what gRPC tooling expects besides the calls: reflection (grpcurl),
 //! the health service (Kubernetes probes), UNIMPLEMENTED for unknown methods, and
 //! gRPC-web's `-text` codec and CORS on plain HTTP/1.1.
 

@@ -28,3 +28,6 @@ mod service;
 mod smtp;
 mod tokens;
 mod verify;
+mod zitadel;
+mod zitadel_cli;
+mod zitadel_delivery;

@@ -34,7 +34,7 @@ fn routes_of_api_md() -> BTreeSet<(String, String)> {
         let (Some(method), Some(path)) = (words.next(), words.next()) else { continue };
         // `/docs` is the document's own viewer, not an operation of it.
         if ["GET", "POST", "DELETE"].contains(&method) && path.starts_with('/') && path != "/docs" {
-            out.insert((method.to_lowercase(), path.split('?').next().unwrap().to_string()));
+            out.insert((method.to_lowercase(), path.split(['?', '[']).next().unwrap().to_string()));
         }
     }
     out

@@ -1,4 +1,4 @@
-// herald called by the Node clients ZITADEL users have (docs/API.md §6 and §8):
+// herald called by the Node clients ZITADEL users have (docs/API.md §6 and §9):
 // @zitadel/client over gRPC (HTTP/2), and @connectrpc/connect-node's Connect
 // transport in its default binary format (application/proto). Each does
 // create → resend → verify, the code read from the mail herald sends to an SMTP

@@ -1,5 +1,5 @@
 //! The table-driven hostile-input test (docs/API.md §1): every route (REST,
-//! Connect, admin, service) fed control characters and NUL, 5,000-character ids,
+//! Connect, admin, ZITADEL's provider routes and notification endpoint, service) fed control characters and NUL, 5,000-character ids,
 //! bytes that are not UTF-8, JSON of the wrong types, nesting 100,000 deep, an 8 MiB
 //! body and malformed `Authorization` headers. No answer is a 5xx, and herald is
 //! healthy after: `/healthz` answers and a normal resend works.
@@ -26,16 +26,53 @@ struct Route {
     method: Method,
     path: &'static str,
     body: Option<Value>,
+    /// The id of the valid path (a user's, or a ZITADEL provider's).
+    id: String,
 }
 
-fn routes(org: &str, user: &str) -> Vec<Route> {
+/// What the routes act on: an organization, a user with a code, and two ZITADEL
+/// providers (one for the operators' routes, which may delete it; one that takes
+/// unsigned posts, so hostile bodies reach the parser).
+struct Fixture {
+    org: String,
+    user: String,
+    provider: String,
+    receiver: String,
+}
+
+fn routes(f: &Fixture) -> Vec<Route> {
+    let (org, user) = (f.org.as_str(), f.user.as_str());
     let send_code =
         json!({"urlTemplate": "https://a.example/?c={{.Code}}", "applicationName": "Acme", "channel": "email"});
     let human = json!({"userId": "chosen-1", "username": "u1", "organization": {"orgId": org},
         "profile": {"givenName": "Ada", "familyName": "L", "displayName": "Ada L", "preferredLanguage": "en"},
         "email": {"email": "ada@example.com", "isVerified": false}, "phone": {"phone": "+41791234567"}});
-    let route = |method: Method, path: &'static str, body: Option<Value>| Route { method, path, body };
+    let route = |method: Method, path: &'static str, body: Option<Value>| Route { method, path, body, id: user.into() };
+    let provider = |method: Method, path: &'static str, body: Option<Value>, id: &str| Route {
+        method,
+        path,
+        body,
+        id: id.to_string(),
+    };
+    let new_provider = json!({"orgId": org, "channel": "email", "signingKeys": [crate::zitadel::KEY],
+                              "requireSignature": false, "description": "ZITADEL"});
     vec![
+        route(Method::POST, "/admin/v1/zitadel/providers", Some(new_provider)),
+        route(Method::GET, "/admin/v1/zitadel/providers", None),
+        provider(Method::GET, "/admin/v1/zitadel/providers/{id}", None, &f.provider),
+        provider(
+            Method::PATCH,
+            "/admin/v1/zitadel/providers/{id}",
+            Some(json!({"description": "d", "requireSignature": false, "signingKeys": [crate::zitadel::KEY]})),
+            &f.provider,
+        ),
+        provider(Method::DELETE, "/admin/v1/zitadel/providers/{id}", None, &f.provider),
+        provider(
+            Method::POST,
+            "/zitadel/v1/notifications/{id}",
+            Some(crate::zitadel::invite_message("ada@example.com", "K3M9QX")),
+            &f.receiver,
+        ),
         route(Method::POST, "/v2/users/{id}/invite_code", Some(json!({"sendCode": send_code}))),
         route(Method::POST, "/v2/users/{id}/invite_code/resend", None),
         route(Method::POST, "/v2/users/{id}/invite_code/verify", Some(json!({"verificationCode": "ABC123"}))),
@@ -188,11 +225,11 @@ fn hostile_auth(token: &str) -> Vec<HeaderValue> {
     out
 }
 
-fn probes(app: &TestApp, org: &str, user: &str) -> Vec<Probe> {
+fn probes(app: &TestApp, f: &Fixture) -> Vec<Probe> {
     let bootstrap = HeaderValue::from_str(&format!("Bearer {}", app.bootstrap)).unwrap();
     let mut out = Vec::new();
-    for r in routes(org, user) {
-        let valid_path = r.path.replace("{id}", user);
+    for r in routes(f) {
+        let valid_path = r.path.replace("{id}", &r.id);
         let valid_body = r.body.as_ref().map(|b| serde_json::to_vec(b).unwrap());
         let probe = |path: String, body: Option<Vec<u8>>, auth: Option<HeaderValue>, what: String| Probe {
             method: r.method.clone(),
@@ -231,7 +268,13 @@ async fn no_hostile_request_gets_a_5xx_and_herald_stays_healthy() {
     let app = spawn_app().await;
     let (org, user) = app.org_and_user().await;
     ok_json(app.create_code(&user, &json!({})).await).await;
-    let probes = probes(&app, &org, &user);
+    let fixture = Fixture {
+        provider: crate::zitadel::provider(&app, &org, "email", &[crate::zitadel::KEY], false).await,
+        receiver: crate::zitadel::provider(&app, &org, "email", &[crate::zitadel::KEY], false).await,
+        org: org.clone(),
+        user: user.clone(),
+    };
+    let probes = probes(&app, &fixture);
     assert!(probes.len() > 1_000, "{} probes", probes.len());
 
     // Act: every probe, 16 at a time.
