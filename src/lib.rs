@@ -43,6 +43,7 @@ pub mod config;
 pub mod delivery;
 pub mod directory;
 pub mod domain;
+pub mod grpc;
 pub mod invite;
 pub mod liveness;
 pub mod metrics;

@@ -42,6 +42,11 @@ enum Command {
     /// Inspect and replay deliveries.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
+    /// Write the OpenAPI document (what GET /openapi.json serves) to a file.
+    Openapi {
+        #[arg(default_value = "docs/openapi.json")]
+        out: PathBuf,
+    },
     /// Register herald as a ZITADEL organization's HTTP notification provider.
     #[command(subcommand)]
     ZitadelProvider(ZitadelProviderCommand),
@@ -232,6 +237,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 None => herald::cli::ReplayTarget::Matching { org: a.org, since: a.since },
             };
             herald::cli::replay(&settings, target, a.dry_run, a.reissue).await
+        }
+        Command::Openapi { out } => {
+            std::fs::write(&out, herald::api::openapi::document())?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
         }
         Command::ZitadelProvider(ZitadelProviderCommand::Add {
             org,

@@ -59,8 +59,17 @@ pub struct Application {
     link: LinkHandle,
     consumers: Vec<Addr<QueueConsumer>>,
     grace: Duration,
-    /// Keeps this process's row beating (its ID node and its claims); dropped last.
+    grpc: Option<GrpcServer>,
+    /// Keeps this process's row beating (its ID node and its claims); dropped last
+    /// (fields drop in this order).
     lease: Option<ProcessLease>,
+}
+
+/// The gRPC listener (docs/API.md §9): its address, and how to stop it.
+struct GrpcServer {
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: actix_web::rt::task::JoinHandle<()>,
 }
 
 /// Opens the database: creates it if missing, migrates unless told not to.
@@ -270,6 +279,7 @@ impl Application {
                 .with_context(|| format!("http.addr: cannot bind {}", settings.http.addr))?;
             let addr = listener.local_addr()?;
             tracing::info!(%addr, roles = ?settings.roles, "listening");
+            let grpc = start_grpc(&settings, state.clone()).await?;
             let data = web::Data::new(state);
             let server = HttpServer::new(move || {
                 // The factory runs once per worker, on the worker's own thread: each
@@ -290,17 +300,23 @@ impl Application {
             .disable_signals()
             .shutdown_timeout(settings.shutdown.grace.as_secs())
             .run();
-            (Some(addr.port()), Some(server))
+            (Some(addr.port()), Some((server, grpc)))
         } else {
             tracing::info!(roles = ?settings.roles, "started without the HTTP API");
             (None, None)
         };
-        Ok(Application { port, server, pool, link, consumers, grace: settings.shutdown.grace, lease })
+        let (server, grpc) = server.unzip();
+        Ok(Application { port, server, pool, link, consumers, grace: settings.shutdown.grace, lease, grpc })
     }
 
     /// The bound HTTP port (with the api role).
     pub fn port(&self) -> u16 {
         self.port.unwrap_or(0)
+    }
+
+    /// The bound gRPC port (with the api role).
+    pub fn grpc_port(&self) -> u16 {
+        self.grpc.as_ref().map_or(0, |g| g.addr.port())
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -323,6 +339,10 @@ impl Application {
         if let Some(h) = handle {
             h.stop(true).await;
         }
+        if let Some(g) = self.grpc {
+            let _ = g.stop.send(());
+            let _ = g.task.await;
+        }
         if let Some(s) = server {
             let _ = s.await;
         }
@@ -335,6 +355,26 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Binds `grpc.addr` and serves gRPC on this thread, with one PgPool and the
+/// handlers REST uses; the resends it serves are grouped on this thread too.
+async fn start_grpc(settings: &Settings, state: AppState) -> anyhow::Result<GrpcServer> {
+    let listener = crate::grpc::bind(&settings.grpc.addr).await?;
+    let addr = listener.addr;
+    tracing::info!(%addr, "gRPC listening");
+    let resends = state.invites.grouped(RESEND_GROUP_MAX, RESEND_GROUP_CONCURRENCY);
+    let origins = settings.grpc.cors_origins.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = actix_web::rt::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = crate::grpc::serve(listener, state, resends, &origins, shutdown).await {
+            tracing::error!(error = format!("{e:#}"), "the gRPC server stopped");
+        }
+    });
+    Ok(GrpcServer { addr, stop, task })
 }
 
 async fn shutdown_signal() {

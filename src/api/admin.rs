@@ -34,7 +34,7 @@ async fn caller(state: &AppState, req: &HttpRequest) -> Result<Principal, Error>
 
 // ---- bulk ------------------------------------------------------------------------
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct BulkResendBody {
     #[serde(alias = "org_id")]
@@ -49,6 +49,10 @@ struct BulkResendBody {
 /// limit of API.md §1 holds about 3,000 of herald's 18-digit ids.
 const BULK_BODY_LIMIT: usize = 512 * 1024;
 
+#[utoipa::path(post, path = "/admin/v1/bulk/resend", tag = "bulk re-invites", summary = "Re-invite many users (a bulk job)",
+    request_body = BulkResendBody,
+    responses((status = 202, body = crate::api::openapi::BulkAccepted, description = "The job is published"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn bulk_resend(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Reply {
     let bytes = body::read_limited(payload, BULK_BODY_LIMIT).await?;
     let caller = caller(&state, &req).await?;
@@ -63,7 +67,7 @@ async fn bulk_resend(state: web::Data<AppState>, req: HttpRequest, payload: web:
     Ok(HttpResponse::Accepted().json(serde_json::json!({"jobId": job_id, "total": total})))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct JobDto {
     job_id: String,
@@ -79,6 +83,10 @@ struct JobDto {
     finished_at: Option<String>,
 }
 
+#[utoipa::path(get, path = "/admin/v1/bulk/{jobId}", tag = "bulk re-invites", summary = "A bulk job's progress",
+    params(("jobId" = String, Path, description = "The job's id")),
+    responses((status = 200, body = JobDto, description = "The job's progress"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn bulk_status(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Reply {
     let caller = caller(&state, &req).await?;
     if has_control(&path) {
@@ -101,7 +109,7 @@ async fn bulk_status(state: web::Data<AppState>, req: HttpRequest, path: web::Pa
 
 // ---- deliveries ------------------------------------------------------------------
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryDto {
     id: String,
@@ -213,6 +221,17 @@ fn filter_text(name: &str, v: Option<&String>) -> Result<Option<String>, Error> 
     v.map(|s| no_control(name, s).map(|()| s.clone())).transpose()
 }
 
+#[utoipa::path(get, path = "/admin/v1/deliveries", tag = "deliveries", summary = "List deliveries",
+    params(
+        ("status" = Option<String>, Query, description = "queued, sending, sent, retrying, dead, superseded, expired or cancelled"),
+        ("orgId" = Option<String>, Query), ("userId" = Option<String>, Query),
+        ("channel" = Option<String>, Query, description = "email or sms"),
+        ("since" = Option<String>, Query, description = "RFC 3339"), ("until" = Option<String>, Query, description = "RFC 3339"),
+        ("limit" = Option<i64>, Query, description = "At most this many (default 50)"),
+        ("cursor" = Option<String>, Query, description = "The nextCursor of the previous page"),
+    ),
+    responses((status = 200, body = crate::api::openapi::DeliveryList, description = "A page of deliveries"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn list_deliveries(state: web::Data<AppState>, req: HttpRequest) -> Reply {
     let caller = caller(&state, &req).await?;
     let q = query_of(&req);
@@ -249,6 +268,9 @@ fn delivery_id(raw: &str) -> Result<i64, Error> {
     raw.parse().map_err(|_| Error::not_found(ids::DELIVERY_NOT_FOUND, "Delivery not found"))
 }
 
+#[utoipa::path(get, path = "/admin/v1/deliveries/{id}", tag = "deliveries", summary = "A delivery and its attempts", params(("id" = String, Path, description = "The delivery's id")),
+    responses((status = 200, body = crate::api::openapi::DeliveryDetail, description = "The delivery and its attempts"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn get_delivery(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Reply {
     let caller = caller(&state, &req).await?;
     let (row, attempts) = state.replay.get(&caller, delivery_id(&path)?).await?;
@@ -257,11 +279,15 @@ async fn get_delivery(state: web::Data<AppState>, req: HttpRequest, path: web::P
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 struct ReplayOneBody {
     reissue: Option<bool>,
 }
 
+#[utoipa::path(post, path = "/admin/v1/deliveries/{id}/replay", tag = "deliveries", summary = "Replay a dead delivery", params(("id" = String, Path, description = "The delivery's id")),
+    request_body = ReplayOneBody,
+    responses((status = 200, body = crate::api::openapi::ReplayOutcomeDoc, description = "Requeued or reissued"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn replay_one(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -284,7 +310,7 @@ async fn replay_one(
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ReplayFilterDto {
     #[serde(alias = "org_id")]
@@ -296,7 +322,7 @@ struct ReplayFilterDto {
     error_contains: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ReplayManyBody {
     filter: Option<ReplayFilterDto>,
@@ -305,6 +331,10 @@ struct ReplayManyBody {
     reissue: Option<bool>,
 }
 
+#[utoipa::path(post, path = "/admin/v1/deliveries/replay", tag = "deliveries", summary = "Replay the dead deliveries a filter matches",
+    request_body = ReplayManyBody,
+    responses((status = 200, body = crate::api::openapi::ReplayReport, description = "What was replayed"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn replay_matching(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Reply {
     let bytes = body::read(payload).await?;
     let caller = caller(&state, &req).await?;

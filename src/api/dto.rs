@@ -5,6 +5,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::domain::{Channel, Details, LoginMethod, Permission};
 
@@ -13,7 +14,7 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DetailsDto {
     pub sequence: String,
@@ -33,14 +34,14 @@ impl From<&Details> for DetailsDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DetailsOnly {
     pub details: DetailsDto,
 }
 
 // ---- invite codes ------------------------------------------------------------
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateInviteCodeBody {
     #[serde(alias = "user_id")]
@@ -51,21 +52,22 @@ pub struct CreateInviteCodeBody {
     pub return_code: Option<ReturnCodeDto>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendCodeDto {
     #[serde(alias = "url_template")]
     pub url_template: Option<String>,
     #[serde(alias = "application_name")]
     pub application_name: Option<String>,
+    #[schema(value_type = Option<String>, example = "email")]
     pub channel: Option<Channel>,
 }
 
 /// `returnCode: {}`: its presence is the message.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ReturnCodeDto {}
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateInviteCodeResponse {
     pub details: DetailsDto,
@@ -74,14 +76,14 @@ pub struct CreateInviteCodeResponse {
 }
 
 /// Connect's ResendInviteCode and GetUserByID: `{"userId"}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserIdBody {
     #[serde(alias = "user_id")]
     pub user_id: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyInviteCodeBody {
     #[serde(alias = "user_id")]
@@ -92,24 +94,25 @@ pub struct VerifyInviteCodeBody {
 
 // ---- organizations -------------------------------------------------------------
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddOrganizationBody {
     pub name: Option<String>,
     #[serde(alias = "default_language")]
     pub default_language: Option<String>,
     #[serde(alias = "login_methods")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub login_methods: Option<Vec<LoginMethod>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddOrganizationResponse {
     pub details: DetailsDto,
     pub organization_id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationDto {
     pub organization_id: String,
@@ -118,7 +121,7 @@ pub struct OrganizationDto {
     pub login_methods: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct GetOrganizationResponse {
     pub details: DetailsDto,
     pub organization: OrganizationDto,
@@ -126,7 +129,7 @@ pub struct GetOrganizationResponse {
 
 // ---- users ---------------------------------------------------------------------
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddHumanUserBody {
     #[serde(alias = "user_id")]
@@ -162,14 +165,14 @@ impl AddHumanUserBody {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationRef {
     #[serde(alias = "org_id")]
     pub org_id: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProfileDto {
     #[serde(alias = "given_name", default, skip_serializing_if = "Option::is_none")]
@@ -182,7 +185,7 @@ pub struct ProfileDto {
     pub preferred_language: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EmailDto {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,7 +194,7 @@ pub struct EmailDto {
     pub is_verified: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PhoneDto {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,24 +203,25 @@ pub struct PhoneDto {
     pub is_verified: Option<bool>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddHumanUserResponse {
     pub user_id: String,
     pub details: DetailsDto,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct GetUserResponse {
     pub details: DetailsDto,
     pub user: UserDto,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserDto {
     pub user_id: String,
     pub details: DetailsDto,
+    #[schema(value_type = String)]
     pub state: &'static str,
     pub username: String,
     pub login_names: Vec<String>,
@@ -226,7 +230,7 @@ pub struct UserDto {
     pub invite: InviteDto,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HumanDto {
     pub profile: ProfileDto,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -235,9 +239,10 @@ pub struct HumanDto {
     pub phone: Option<PhoneDto>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InviteDto {
+    #[schema(value_type = String)]
     pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
@@ -247,18 +252,19 @@ pub struct InviteDto {
 
 // ---- tokens --------------------------------------------------------------------
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateTokenBody {
     #[serde(alias = "org_id")]
     pub org_id: Option<String>,
+    #[schema(value_type = Option<Vec<String>>)]
     pub permissions: Option<Vec<Permission>>,
     pub description: Option<String>,
     #[serde(alias = "expires_at")]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateTokenResponse {
     pub token_id: String,

@@ -33,7 +33,7 @@ pub fn status_for(e: &Error) -> StatusCode {
 
 /// Logs what the caller is not told: the cause chain of a 5xx, under the request's
 /// span (and so its request id).
-fn log(e: &Error) {
+pub fn log(e: &Error) {
     match e.kind {
         Kind::Internal | Kind::Unavailable => {
             let cause = e.source.as_ref().map(|s| format!("{s:#}")).unwrap_or_default();

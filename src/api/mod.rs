@@ -9,6 +9,7 @@ pub mod call;
 pub mod connect;
 pub mod dto;
 pub mod error;
+pub mod openapi;
 pub mod request_id;
 pub mod rest;
 pub mod zitadel;
@@ -48,10 +49,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     rest::routes(cfg);
     admin::routes(cfg);
     connect::routes(cfg);
+    openapi::routes(cfg);
     zitadel::routes(cfg);
 }
 
 /// 200 while the process serves; says nothing of its dependencies (`/readyz` does).
+#[utoipa::path(get, path = "/healthz", tag = "service", security(()),
+    responses((status = 200, body = openapi::Alive, description = "The process serves")))]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
@@ -59,6 +63,9 @@ async fn healthz() -> HttpResponse {
 /// 200 when the database and the broker answer; else 503 saying which is down,
 /// or that the broker blocks publishing (a memory or disk alarm: resends are still
 /// accepted, and published once it clears).
+#[utoipa::path(get, path = "/readyz", tag = "service", security(()),
+    responses((status = 200, body = openapi::Ready, description = "The database and the broker answer"),
+              (status = 503, body = openapi::Ready, description = "Which of them is down, or that the broker blocks publishing")))]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = crate::store::ping(&state.pool).await;
     let broker = state.link.as_ref().map_or(BrokerState::Down, |l| l.state());
@@ -76,6 +83,9 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// Prometheus text exposition. The gauges counted in the database are served from
 /// the value last read, read again at most every `metrics::GAUGE_REFRESH`: a scrape
 /// is not a `count(*)` (a scraper must not be able to load the database).
+#[utoipa::path(get, path = "/metrics", tag = "service", security(()),
+    summary = "Prometheus metrics", description = "Prometheus text exposition (docs/API.md §7).",
+    responses((status = 200, body = String, content_type = "text/plain", description = "Prometheus text exposition")))]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if state.metrics.gauges_due() {
         if let Ok(n) = crate::store::deliveries::outbox_backlog(&state.pool).await {

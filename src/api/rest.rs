@@ -39,6 +39,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/v1/tokens/{tokenId}", web::delete().to(revoke_token));
 }
 
+#[utoipa::path(post, path = "/v2/users/{userId}/invite_code", tag = "invite codes", summary = "Create an invite code (send it, or return it)", params(("userId" = String, Path, description = "The user's id")),
+    request_body = CreateInviteCodeBody,
+    responses((status = 200, body = CreateInviteCodeResponse, description = "The code: sent, or returned"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn create_invite_code(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -51,6 +55,11 @@ async fn create_invite_code(
 }
 
 /// The seed's endpoint. Its body, if any, is ignored (and not read).
+#[utoipa::path(post, path = "/v2/users/{userId}/invite_code/resend", tag = "invite codes",
+    summary = "Resend the invite code", description = "A new code, sent the way the last one was (docs/API.md §2.2). A body is ignored.",
+    params(("userId" = String, Path, description = "The user's id")),
+    responses((status = 200, body = DetailsOnly, description = "A new code is on its way"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn resend_invite_code(
     state: web::Data<AppState>,
     resends: web::Data<Grouped>,
@@ -60,6 +69,10 @@ async fn resend_invite_code(
     ok(call(&state, &req).resend_invite_code(&resends, &path).await?)
 }
 
+#[utoipa::path(post, path = "/v2/users/{userId}/invite_code/verify", tag = "invite codes", summary = "Verify an invite code", params(("userId" = String, Path, description = "The user's id")),
+    request_body = VerifyInviteCodeBody,
+    responses((status = 200, body = DetailsOnly, description = "The code was right"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn verify_invite_code(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -71,32 +84,55 @@ async fn verify_invite_code(
     ok(call(&state, &req).verify_invite_code(&path, parsed.verification_code).await?)
 }
 
+#[utoipa::path(get, path = "/v2/users/{userId}", tag = "organizations, users, tokens", summary = "Get a user and its invite", params(("userId" = String, Path, description = "The user's id")),
+    responses((status = 200, body = GetUserResponse, description = "The user and its invite"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn get_user(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Reply {
     ok(call(&state, &req).get_user(&path).await?)
 }
 
+#[utoipa::path(post, path = "/v2/users/human", tag = "organizations, users, tokens", summary = "Add a human user",
+    request_body = AddHumanUserBody,
+    responses((status = 200, body = AddHumanUserResponse, description = "The user was added"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn add_human_user(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Reply {
     let bytes = body::read(payload).await?;
     let parsed: AddHumanUserBody = body::json(&bytes)?;
     ok(call(&state, &req).add_human_user(parsed).await?)
 }
 
+#[utoipa::path(post, path = "/v2/organizations", tag = "organizations, users, tokens", summary = "Add an organization",
+    request_body = AddOrganizationBody,
+    responses((status = 200, body = AddOrganizationResponse, description = "The organization was added"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn add_organization(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Reply {
     let bytes = body::read(payload).await?;
     let parsed: AddOrganizationBody = body::json(&bytes)?;
     ok(call(&state, &req).add_organization(parsed).await?)
 }
 
+#[utoipa::path(get, path = "/v2/organizations/{orgId}", tag = "organizations, users, tokens", summary = "Get an organization",
+    params(("orgId" = String, Path, description = "The organization's id")),
+    responses((status = 200, body = GetOrganizationResponse, description = "The organization"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn get_organization(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Reply {
     ok(call(&state, &req).get_organization(&path).await?)
 }
 
+#[utoipa::path(post, path = "/admin/v1/tokens", tag = "organizations, users, tokens", summary = "Create an API token",
+    request_body = CreateTokenBody,
+    responses((status = 200, body = CreateTokenResponse, description = "The token (shown once)"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn create_token(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Reply {
     let bytes = body::read(payload).await?;
     let parsed: CreateTokenBody = body::json(&bytes)?;
     ok(call(&state, &req).create_token(parsed).await?)
 }
 
+#[utoipa::path(delete, path = "/admin/v1/tokens/{tokenId}", tag = "organizations, users, tokens", summary = "Revoke an API token",
+    params(("tokenId" = String, Path, description = "The token's id")),
+    responses((status = 200, body = crate::api::openapi::Empty, description = "The token is revoked"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn revoke_token(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Reply {
     call(&state, &req).revoke_token(&path).await?;
     ok(serde_json::json!({}))

@@ -40,11 +40,12 @@ async fn caller(state: &AppState, req: &HttpRequest) -> Result<Principal, Error>
     state.auth.authenticate(auth).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CreateBody {
     #[serde(alias = "org_id")]
     org_id: Option<String>,
+    #[schema(value_type = Option<String>, example = "email")]
     channel: Option<Channel>,
     #[serde(default, alias = "signing_keys")]
     signing_keys: Vec<String>,
@@ -56,7 +57,7 @@ struct CreateBody {
     use_herald_invite_template: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PatchBody {
     #[serde(alias = "signing_keys")]
@@ -68,11 +69,12 @@ struct PatchBody {
     use_herald_invite_template: Option<bool>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ProviderDto {
+pub struct ProviderDto {
     provider_id: String,
     org_id: String,
+    #[schema(value_type = String, example = "email")]
     channel: Channel,
     path: String,
     require_signature: bool,
@@ -102,6 +104,10 @@ impl From<Provider> for ProviderDto {
     }
 }
 
+#[utoipa::path(post, path = "/admin/v1/zitadel/providers", tag = "zitadel notifications", summary = "Register a ZITADEL notification provider",
+    request_body = CreateBody,
+    responses((status = 201, body = ProviderDto, description = "The provider, with the path ZITADEL posts to"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn create(
     state: web::Data<AppState>,
     providers: web::Data<ProviderService>,
@@ -124,6 +130,10 @@ async fn create(
     Ok(HttpResponse::Created().json(ProviderDto::from(p)))
 }
 
+#[utoipa::path(get, path = "/admin/v1/zitadel/providers", tag = "zitadel notifications", summary = "List providers",
+    params(("orgId" = Option<String>, Query, description = "Only this organization's")),
+    responses((status = 200, body = crate::api::openapi::ProviderList, description = "Oldest first"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn list(
     state: web::Data<AppState>,
     providers: web::Data<ProviderService>,
@@ -132,11 +142,18 @@ async fn list(
 ) -> Reply {
     let caller = caller(&state, &req).await?;
     let org = query.get("orgId").filter(|o| !o.is_empty()).cloned();
+    if let Some(org) = &org {
+        // A NUL would reach PostgreSQL, which refuses it with a 500 (docs/API.md §1).
+        crate::domain::no_control("orgId", org)?;
+    }
     let all = providers.list(&caller, org).await?;
     let dtos: Vec<ProviderDto> = all.into_iter().map(ProviderDto::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "providers": dtos })))
 }
 
+#[utoipa::path(get, path = "/admin/v1/zitadel/providers/{id}", tag = "zitadel notifications", summary = "A provider", params(("id" = String, Path, description = "The provider's id")),
+    responses((status = 200, body = ProviderDto, description = "The provider"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn get(
     state: web::Data<AppState>,
     providers: web::Data<ProviderService>,
@@ -147,6 +164,10 @@ async fn get(
     Ok(HttpResponse::Ok().json(ProviderDto::from(providers.get(&caller, provider_id(&path)?).await?)))
 }
 
+#[utoipa::path(patch, path = "/admin/v1/zitadel/providers/{id}", tag = "zitadel notifications", summary = "Change a provider's keys or description", params(("id" = String, Path, description = "The provider's id")),
+    request_body = PatchBody,
+    responses((status = 200, body = ProviderDto, description = "The provider"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn patch(
     state: web::Data<AppState>,
     providers: web::Data<ProviderService>,
@@ -166,6 +187,9 @@ async fn patch(
     Ok(HttpResponse::Ok().json(ProviderDto::from(providers.patch(&caller, provider_id(&path)?, change).await?)))
 }
 
+#[utoipa::path(delete, path = "/admin/v1/zitadel/providers/{id}", tag = "zitadel notifications", summary = "Remove a provider", params(("id" = String, Path, description = "The provider's id")),
+    responses((status = 200, body = crate::api::openapi::Empty, description = "Removed"), crate::api::openapi::RestErrors),
+    security(("bearer" = [])))]
 async fn delete(
     state: web::Data<AppState>,
     providers: web::Data<ProviderService>,
@@ -182,6 +206,12 @@ async fn delete(
 /// the message and its delivery are stored (ZITADEL gives up on a post after 5 s
 /// and retries it: a slow answer costs a duplicate post, which the dedupe key
 /// absorbs).
+#[utoipa::path(post, path = "/zitadel/v1/notifications/{providerId}", tag = "zitadel notifications", summary = "A message ZITADEL posts",
+    params(("providerId" = String, Path, description = "The provider's id"),
+           ("ZITADEL-Signature" = Option<String>, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256>")),
+    request_body = crate::api::openapi::ZitadelMessage,
+    responses((status = 202, body = crate::api::openapi::DeliveryAccepted, description = "Stored; delivered as §5 says"), crate::api::openapi::RestErrors),
+    security(()))]
 async fn notification(
     receiver: web::Data<GroupedReceiver>,
     req: HttpRequest,

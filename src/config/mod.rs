@@ -45,6 +45,7 @@ pub struct Settings {
     pub env: String,
     pub roles: Vec<Role>,
     pub http: Http,
+    pub grpc: Grpc,
     pub database: Database,
     pub amqp: Amqp,
     pub delivery: Delivery,
@@ -66,6 +67,15 @@ fn development() -> String {
 #[serde(deny_unknown_fields)]
 pub struct Http {
     pub addr: String,
+}
+
+/// gRPC and gRPC-web (docs/API.md §9), on a listener of their own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grpc {
+    pub addr: String,
+    /// Browser origins allowed to call gRPC-web (CORS); none when empty.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -65,6 +65,7 @@ async fn a_control_character_in_a_path_or_filter_is_named_or_not_found() {
     names_the_field(app.post("/v2/users/a%00b/invite_code/resend", t, &json!({})).await, "userId").await;
     names_the_field(app.get("/admin/v1/deliveries?userId=a%00b", t).await, "userId").await;
     names_the_field(app.get("/admin/v1/deliveries?orgId=%0D%0A", t).await, "orgId").await;
+    names_the_field(app.get("/admin/v1/zitadel/providers?orgId=a%00b", t).await, "orgId").await;
     assert_error(app.get("/v2/organizations/a%00b", t).await, 404, 5, "ORG-notfound").await;
     assert_error(app.get("/admin/v1/bulk/a%00b", t).await, 404, 5, "BULK-notfound").await;
     let revoke = app.client.delete(app.url("/admin/v1/tokens/a%00b")).bearer_auth(t).send().await.unwrap();

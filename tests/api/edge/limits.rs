@@ -6,7 +6,7 @@ use std::time::Duration;
 use herald::config::Role;
 use serde_json::json;
 
-use crate::helpers::{assert_error, ok_json, retry_after, spawn_app_with};
+use crate::helpers::{assert_error, ok_json, retry_after, spawn_app_with, wait_ready};
 use crate::ops_helpers::{finished_job, start_job};
 
 #[actix_web::test]
@@ -61,7 +61,9 @@ async fn an_organization_gets_at_most_its_limit_through_the_api_and_bulk_jobs_ar
     assert!(body["message"].as_str().unwrap().contains("organization"), "{body}");
     ok_json(app.create_code(&outside, &json!({})).await).await;
 
-    // A bulk job, an operator's act, re-invites past the API's limit.
+    // A bulk job, an operator's act, re-invites past the API's limit (once the broker
+    // link is up: a job is refused with 503 before).
+    wait_ready(&app).await;
     let (job, _) = start_job(&app, &json!({"orgId": org, "userIds": &users[..3]})).await;
     let status = finished_job(&app, &job, Duration::from_secs(30)).await;
     assert_eq!(status["succeeded"], json!(3), "{status}");

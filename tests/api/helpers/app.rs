@@ -71,6 +71,8 @@ impl Drop for TestDatabase {
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub address: String,
+    /// `http://127.0.0.1:<port>` of the gRPC listener.
+    pub grpc_address: String,
     /// A pool on the test's own database, to assert on rows.
     pub pool: PgPool,
     /// The configured bootstrap token (instance-scoped, every permission).
@@ -97,6 +99,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let database = TestDatabase::named(&hex);
     let mut settings = Settings::defaults();
     settings.http.addr = "127.0.0.1:0".into();
+    settings.grpc.addr = "127.0.0.1:0".into();
     settings.database.url = database.url.clone();
     settings.auth.bootstrap_token = format!("bootstrap-{:032x}", rand::random::<u128>());
     settings.amqp.prefix = format!("herald-test-{hex}");
@@ -129,6 +132,7 @@ pub async fn spawn_app_from(settings: Settings) -> TestApp {
 
     let app = Application::build(settings.clone()).await.expect("herald starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let grpc_address = format!("http://127.0.0.1:{}", app.grpc_port());
     let bootstrap = settings.auth.bootstrap_token.clone();
     actix_web::rt::spawn(app.run_until_stopped());
 
@@ -138,7 +142,7 @@ pub async fn spawn_app_from(settings: Settings) -> TestApp {
         .await
         .expect("the test database accepts connections");
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { address, pool, bootstrap, client, database, settings, owned_database: None }
+    TestApp { address, grpc_address, pool, bootstrap, client, database, settings, owned_database: None }
 }
 
 impl Drop for TestApp {
