@@ -35,6 +35,7 @@ pub struct Fault {
     database: String,
     prefix: String,
     key: [u8; 32],
+    extra: Vec<(String, String)>,
     // Last: the next test's turn starts after everything above is gone.
     _turn: instances::Turn,
 }
@@ -55,20 +56,27 @@ impl Fault {
             smtp,
             gate,
             bootstrap: format!("bootstrap-{:032x}", rand::random::<u128>()),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap(),
             pool,
             database,
             prefix: format!("herald-fault-{hex}"),
             key: rand::random(),
+            extra: Vec::new(),
             _turn: turn,
         }
+    }
+
+    /// Sets one more `HERALD__…` key (or replaces one) for the processes started after.
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.extra.retain(|(k, _)| k != key);
+        self.extra.push((key.to_string(), value.to_string()));
     }
 
     /// What every herald of this test runs with: both roles, the fault instances,
     /// mail through the gate; transient failures retried after 1 s, then every 3 s,
     /// for a minute (an outage of a test never makes a delivery dead).
     pub fn env(&self) -> Vec<(String, String)> {
-        [
+        let mut env: Vec<(String, String)> = [
             ("HERALD__ROLES", "api,worker".to_string()),
             ("HERALD__DATABASE__URL", format!("{}/{}", instances::POSTGRES, self.database)),
             ("HERALD__AMQP__URL", instances::AMQP.to_string()),
@@ -83,7 +91,12 @@ impl Fault {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        .collect();
+        for (k, v) in &self.extra {
+            env.retain(|(e, _)| e != k);
+            env.push((k.clone(), v.clone()));
+        }
+        env
     }
 
     /// Starts one more herald process on this test's state.

@@ -109,7 +109,7 @@ impl Herald {
     /// The last lines of its log (for failure messages).
     pub fn tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
+        let lines: Vec<String> = text.lines().map(|l| l.chars().take(300).collect()).collect();
         format!("\n--- {} (last lines) ---\n{}", self.log.display(), lines[lines.len().saturating_sub(30)..].join("\n"))
     }
 }
