@@ -28,13 +28,13 @@ async fn rabbitmq_stopped_5_s_mid_bulk_every_user_gets_exactly_one_invite() {
         (fault.smtp.received() >= USERS / 4).then_some(())
     })
     .await;
-    control("rabbit-stop");
+    control("rabbit-stop").await;
     let at_stop = fault.smtp.received();
     // The outage itself is what passes here.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (status, body) = fault.readyz(&herald).await;
     assert_eq!((status, body["broker"].as_str()), (503, Some("down")), "{body}");
-    control("rabbit-start");
+    control("rabbit-start").await;
     let back = Instant::now();
     let at_start = fault.smtp.received();
     assert!(at_start < USERS, "the whole bulk was out before the broker came back: the outage tested nothing");
@@ -75,7 +75,7 @@ async fn under_a_memory_alarm_resends_answer_200_at_once_and_are_all_delivered_a
 
     // Act: the broker blocks publishers; every user is resent to, and half of them
     // a second time while their first delivery waits to be published.
-    control("alarm");
+    control("alarm").await;
     let second: Vec<&String> = users.iter().step_by(2).collect();
     let answers: Vec<(u16, Duration)> = futures_util::stream::iter(users.iter().chain(second.iter().copied()))
         .map(|u| fault.resend(&herald, u))
@@ -92,7 +92,7 @@ async fn under_a_memory_alarm_resends_answer_200_at_once_and_are_all_delivered_a
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    control("unalarm");
+    control("unalarm").await;
 
     // Assert: every resend answered 200 without waiting for the broker…
     let statuses: HashMap<u16, usize> = answers.iter().fold(HashMap::new(), |mut m, (s, _)| {

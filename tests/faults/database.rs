@@ -74,9 +74,9 @@ async fn postgres_stopped_10_s_each_resend_answers_200_or_503_at_once_and_each_2
 
     // Act: resends arrive before, during and after a 10 s stop of PostgreSQL.
     load.run(Duration::from_secs(1), |_| false).await;
-    control("pg-stop");
+    control("pg-stop").await;
     load.run(Duration::from_secs(10), |_| false).await;
-    control("pg-start");
+    control("pg-start").await;
     let back = load.answers.len();
     // Until herald answered 20 resends in a row with 200: it recovered by itself.
     load.run(Duration::from_secs(30), |a| a.len() >= back + 20 && a[a.len() - 20..].iter().all(|(_, s, _)| *s == 200))

@@ -43,11 +43,17 @@ pub async fn exclusive() -> Turn {
 }
 
 /// Runs a control command of the script (`pg-stop`, `rabbit-start`, `alarm`, …);
-/// panics when it fails.
-pub fn control(what: &str) {
-    if let Err(e) = run(what) {
-        panic!("fault-instances {what}: {e}");
-    }
+/// panics when it fails. Asynchronous: the test's requests and its SMTP server,
+/// on the same thread, go on meanwhile.
+pub async fn control(what: &str) {
+    let out = tokio::process::Command::new(SCRIPT).arg(what).output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "fault-instances {what}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn run(what: &str) -> Result<(), String> {
