@@ -109,7 +109,10 @@ async fn postgres_stopped_10_s_each_resend_answers_200_or_503_at_once_and_each_2
     // happened before the answer was lost); a user never resent to, none.
     eventually("a mail for every 200", Duration::from_secs(60), || async {
         let counts = fault.mails_per_recipient();
-        let ok = answers.iter().filter(|(_, s, _)| *s == 200).all(|(i, _, _)| counts.contains_key(&Fault::address("pg", *i)));
+        let ok = answers
+            .iter()
+            .filter(|(_, s, _)| *s == 200)
+            .all(|(i, _, _)| counts.contains_key(&Fault::address("pg", *i)));
         ok.then_some(())
     })
     .await;

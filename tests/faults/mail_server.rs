@@ -21,8 +21,12 @@ async fn the_smtp_server_down_20_s_under_300_resends_delivers_all_300_after_each
     // Act: the server goes down, 300 resends arrive, it comes back after 20 s.
     fault.gate.close();
     let down = Instant::now();
-    let statuses: Vec<u16> =
-        futures_util::stream::iter(&users).map(|u| fault.resend(&herald, u)).buffered(32).map(|(s, _)| s).collect().await;
+    let statuses: Vec<u16> = futures_util::stream::iter(&users)
+        .map(|u| fault.resend(&herald, u))
+        .buffered(32)
+        .map(|(s, _)| s)
+        .collect()
+        .await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     // The outage itself is what passes here.
     tokio::time::sleep(Duration::from_secs(20).saturating_sub(down.elapsed())).await;
