@@ -285,11 +285,12 @@ impl Pipeline {
         };
         match self.record(record).await {
             Ok(true) => {}
-            // Another worker took the claim over (this process was silent past
-            // `delivery.process_dead_after`, or the lease ran out): the row is
-            // theirs, and this late attempt must not overwrite theirs.
+            // The row moved on: an earlier try of this record committed though its
+            // answer was lost, or another worker took the claim over (this process
+            // was silent past `delivery.process_dead_after`, or the lease ran out)
+            // and the row is theirs: a late attempt must not overwrite theirs.
             Ok(false) => {
-                tracing::warn!(attempt, outcome = %r.outcome, "attempt not recorded: the claim was taken over");
+                tracing::warn!(attempt, outcome = %r.outcome, "attempt not recorded: the row is no longer this claim's");
                 return Disposition::Ack;
             }
             Err(e) => {

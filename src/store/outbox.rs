@@ -97,10 +97,15 @@ pub async fn release(pool: &sqlx::PgPool, ids: &[i64]) -> Result<(), sqlx::Error
 /// message is harmless (the claim finds the row leased or finished); a lost one
 /// would leave the row waiting forever. `SKIP LOCKED`: any number of sweepers.
 /// Returns the ids handed back.
+///
+/// A `sending` row already claimed `max_attempts` times ends `dead` instead: its
+/// worker died (or its message was dead-lettered) on every attempt, and handing it
+/// back again would loop forever on a delivery that kills its worker.
 pub async fn hand_back_stranded(
     pool: &sqlx::PgPool,
     dead_after: std::time::Duration,
     republish_after: std::time::Duration,
+    max_attempts: i32,
     limit: i64,
 ) -> Result<Vec<i64>, sqlx::Error> {
     let dead = super::processes::dead_rule("$1");
@@ -115,14 +120,20 @@ pub async fn hand_back_stranded(
              LIMIT $3
              FOR UPDATE OF d SKIP LOCKED
          )
-         UPDATE deliveries x SET status = 'queued', published_at = NULL, publishing_until = NULL,
-                lease_until = NULL, claimed_by = NULL, updated_at = now()
+         UPDATE deliveries x SET
+                status = CASE WHEN x.status = 'sending' AND x.attempts >= $4 THEN 'dead' ELSE 'queued' END,
+                last_error = CASE WHEN x.status = 'sending' AND x.attempts >= $4
+                                  THEN 'no attempt recorded in ' || x.attempts || ' claims (the worker died each time)'
+                                  ELSE x.last_error END,
+                published_at = NULL, publishing_until = NULL, lease_until = NULL, claimed_by = NULL,
+                updated_at = now()
          FROM stranded s WHERE x.id = s.id
          RETURNING x.id"
     ))
     .bind(dead_after.as_secs_f64())
     .bind(republish_after.as_secs_f64())
     .bind(limit)
+    .bind(max_attempts)
     .fetch_all(pool)
     .await
 }
