@@ -51,6 +51,12 @@ h = find("resend_half")
 w(f"\nAt half the 32-connection throughput (open loop, {h.get('rate','?')} req/s offered over 32 connections): "
   f"{h.get('per_second','?')} req/s, p50 {h.get('p50_ms','?')} ms, p90 {h.get('p90_ms','?')} ms, "
   f"p99 {h.get('p99_ms','?')} ms, max {h.get('max_ms','?')} ms, errors {h.get('errors','?')}.\n")
+z, zr = find("zitadel", concurrency=32), find("resend_beside_zitadel")
+if z:
+    w("ZITADEL's notifications (`POST /zitadel/v1/notifications/{provider}`, signed, a new code each), 32 connections: "
+      f"{z.get('per_second','?')} accepted/s, p50 {z.get('p50_ms','?')} ms, p99 {z.get('p99_ms','?')} ms, "
+      f"errors {z.get('errors','?')}; the resend API right after: {zr.get('per_second','?')} req/s, "
+      f"p99 {zr.get('p99_ms','?')} ms.\n")
 b, s, r = find("bulk"), find("sink_alone"), find("broker")
 if find("note").get("autovacuum") == "off":
     w("PostgreSQL's autovacuum is off on this machine; throughout the run `bench/run` vacuumed "

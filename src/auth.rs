@@ -22,25 +22,29 @@ pub struct Principal {
     /// `None`: instance-scoped (every organization).
     pub org_id: Option<String>,
     pub permissions: Vec<Permission>,
+    /// When the caller's token expires (`None`: never): a token it makes expires no
+    /// later (docs/API.md §3).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Principal {
     /// The command line acts with the machine's own authority.
     pub fn cli() -> Self {
-        Principal { token_id: "cli".into(), org_id: None, permissions: Permission::ALL.to_vec() }
+        Principal { token_id: "cli".into(), org_id: None, permissions: Permission::ALL.to_vec(), expires_at: None }
     }
 
     /// A resend request that names no job and no token: the queue is reachable only
     /// with broker credentials, so whoever holds them may resend, and nothing more
     /// (docs/ARCHITECTURE.md, "Bulk re-invites and replay").
     pub fn queue() -> Self {
-        Principal { token_id: "queue".into(), org_id: None, permissions: vec![Permission::UserWrite] }
+        Principal { token_id: "queue".into(), org_id: None, permissions: vec![Permission::UserWrite], expires_at: None }
     }
 
     /// A principal as it was stored (a bulk job keeps its creator's scope and
     /// permissions). Names that are no longer permissions grant nothing.
     pub fn stored(token_id: String, org_id: Option<String>, permissions: &[String]) -> Self {
-        Principal { token_id, org_id, permissions: permissions.iter().filter_map(|p| Permission::parse(p)).collect() }
+        let permissions = permissions.iter().filter_map(|p| Permission::parse(p)).collect();
+        Principal { token_id, org_id, permissions, expires_at: None }
     }
 
     pub fn is_instance(&self) -> bool {
@@ -76,6 +80,15 @@ fn unauthenticated(id: &'static str, text: &'static str) -> Error {
     Error::new(Kind::Unauthenticated, id, text)
 }
 
+/// When a new token expires: when asked, but never after the token that makes it
+/// (a token with a day left cannot mint one for a year).
+fn child_expiry(asked: Option<DateTime<Utc>>, maker: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (asked, maker) {
+        (Some(a), Some(m)) => Some(a.min(m)),
+        (a, m) => a.or(m),
+    }
+}
+
 fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -87,7 +100,7 @@ fn valid_token(row: TokenRow, now: DateTime<Utc>) -> Option<Principal> {
     if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now) {
         return None;
     }
-    Some(Principal::stored(row.id, row.org_id, &row.permissions))
+    Some(Principal { expires_at: row.expires_at, ..Principal::stored(row.id, row.org_id, &row.permissions) })
 }
 
 /// Who the token with id `token_id` acts for, if it exists and is still valid: a
@@ -153,7 +166,7 @@ impl Authenticator {
         // Comparing digests, not tokens: equal-length inputs whose comparison time
         // says nothing about the token.
         if self.bootstrap_hash.as_ref() == Some(&h) {
-            return Ok(Principal { token_id: "bootstrap".into(), org_id: None, permissions: Permission::ALL.to_vec() });
+            return Ok(Principal { token_id: "bootstrap".into(), ..Principal::cli() });
         }
         let mut conn = self.pool.acquire().await?;
         let row = store::tokens::find_by_hash(&mut conn, &h).await?;
@@ -203,7 +216,7 @@ impl Authenticator {
             description: req.description,
             created_by: caller.token_id.clone(),
             created_at: now_ms(),
-            expires_at: req.expires_at,
+            expires_at: child_expiry(req.expires_at, caller.expires_at),
             revoked_at: None,
         };
         store::tokens::insert(&mut conn, &row).await?;
@@ -211,7 +224,8 @@ impl Authenticator {
         Ok(IssuedToken { token_id: row.id, token })
     }
 
-    /// Revokes a token; revoking twice is not an error.
+    /// Revokes a token and every token made with it, and with those, down the line
+    /// (docs/API.md §3); revoking twice is not an error.
     ///
     /// # Errors
     /// 404 for a token the caller cannot see; 403 without `token.write`.
@@ -262,5 +276,17 @@ mod tests {
         assert!(valid_token(token(Some(later), None), now).is_some());
         assert!(valid_token(token(Some(now), None), now).is_none(), "expired at the instant it expires");
         assert!(valid_token(token(None, Some(now)), now).is_none());
+        assert_eq!(valid_token(token(Some(later), None), now).unwrap().expires_at, Some(later));
+    }
+
+    #[test]
+    fn a_token_made_by_a_token_expires_no_later_than_its_maker() {
+        let now = Utc::now();
+        let (soon, later) = (now + chrono::Duration::hours(1), now + chrono::Duration::days(365));
+        assert_eq!(child_expiry(Some(later), Some(soon)), Some(soon));
+        assert_eq!(child_expiry(Some(soon), Some(later)), Some(soon));
+        assert_eq!(child_expiry(None, Some(soon)), Some(soon), "no expiry asked: the maker's");
+        assert_eq!(child_expiry(Some(later), None), Some(later));
+        assert_eq!(child_expiry(None, None), None);
     }
 }

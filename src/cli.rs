@@ -191,7 +191,10 @@ pub async fn show_delivery(settings: &Settings, id: i64) -> anyhow::Result<()> {
     let replay = replay_service(settings, true).await?;
     let (d, attempts) = replay.get(&Principal::cli(), id).await.map_err(|e| anyhow::anyhow!(e.message()))?;
     println!("delivery   {}", d.id);
-    println!("user       {} (organization {})", d.user_id, d.org_id);
+    match &d.user_id {
+        Some(user) => println!("user       {user} (organization {})", d.org_id),
+        None => println!("source     {} {} (organization {})", d.source, d.template, d.org_id),
+    }
     println!("channel    {} to {}", d.channel, mask(&d.channel, &d.recipient));
     println!("status     {} after {} attempt(s)", d.status, d.attempts);
     println!("created    {}", d.created_at.to_rfc3339());

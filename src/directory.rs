@@ -126,6 +126,12 @@ pub fn build_human(req: &NewHuman, org_id: &str, ids: &IdGenerator, at: DateTime
     })
 }
 
+/// Whether the holder of a caller-chosen user id may be named to the caller (409):
+/// only when the caller could see that user anyway.
+fn chosen_id_is_visible(caller: &Principal, holder: &UserRow) -> bool {
+    holder.state != "deleted" && caller.can_see(&holder.org_id)
+}
+
 impl Directory {
     pub fn new(pool: PgPool, ids: Arc<IdGenerator>) -> Self {
         Directory { pool, ids }
@@ -208,7 +214,16 @@ impl Directory {
             .ok_or_else(org_not_found)?;
         caller.require(Permission::UserWrite)?;
 
-        let user = build_human(&req, &org.id, &self.ids, now_ms())?;
+        let mut user = build_human(&req, &org.id, &self.ids, now_ms())?;
+        if req.user_id.as_deref().is_some_and(|u| !u.is_empty()) {
+            // A chosen id held where the caller cannot see must not say so: it is
+            // answered as a request without an id (docs/API.md §3).
+            if let Some(holder) = store::users::get(&mut tx, &user.id).await? {
+                if !chosen_id_is_visible(caller, &holder) {
+                    user.id = self.ids.next_string();
+                }
+            }
+        }
         let now = user.created_at;
         match store::users::insert(&mut tx, &user).await {
             Ok(()) => {}
@@ -254,5 +269,29 @@ impl Directory {
             resource_owner: user.org_id.clone(),
         };
         Ok(UserView { user, invite, details })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(org: &str, state: &str) -> UserRow {
+        let req = NewHuman {
+            email: Some("ada@example.com".into()),
+            given_name: "Ada".into(),
+            family_name: "Lovelace".into(),
+            ..Default::default()
+        };
+        UserRow { state: state.into(), ..build_human(&req, org, &IdGenerator::new(1), now_ms()).unwrap() }
+    }
+
+    #[test]
+    fn a_chosen_id_is_named_taken_only_to_a_caller_who_can_see_its_holder() {
+        let own = Principal { org_id: Some("o1".into()), ..Principal::cli() };
+        assert!(chosen_id_is_visible(&own, &holder("o1", "active")));
+        assert!(!chosen_id_is_visible(&own, &holder("o2", "active")), "another tenant's: answered as fresh");
+        assert!(!chosen_id_is_visible(&own, &holder("o1", "deleted")));
+        assert!(chosen_id_is_visible(&Principal::cli(), &holder("o2", "active")), "instance scope sees all");
     }
 }

@@ -10,7 +10,8 @@
 //!    [`api::call::Call`], the error mapping, request ids. Thin: parse, call,
 //!    serialise. [`auth`] turns the bearer token into a principal.
 //! 3. [`invite`]: create, resend and verify invite codes, the checks in API.md's
-//!    order: `invite/rules.rs` decides (pure), `invite/issue.rs` runs the shared
+//!    order: `invite/rules.rs` decides (pure), `invite/limits.rs` applies the limits
+//!    per recipient and organization (pure), `invite/issue.rs` runs the shared
 //!    transaction. [`batch`] gathers what arrives during one statement into the next.
 //!    [`directory`]: organizations and users.
 //! 4. [`store`]: every SQL statement, by table (the outbox rows included), and the
@@ -28,7 +29,9 @@
 //! Beside the way of a resend: [`ops`], operators' tools (user import, bulk
 //! re-invites through the resend-request queue, replay of dead deliveries) and
 //! [`cli`], their subcommands; [`config`] and [`telemetry`], layered settings and the
-//! tracing subscriber; [`liveness`], the process's row and heartbeat (its ID node
+//! tracing subscriber. [`zitadel`]: herald as ZITADEL's HTTP notification provider
+//! (its posts join the way of a resend at the outbox).
+//! [`liveness`], the process's row and heartbeat (its ID node
 //! lease, and what lets another process take over its claims when it dies).
 
 pub mod api;
@@ -49,3 +52,4 @@ pub mod render;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod zitadel;

@@ -42,6 +42,43 @@ enum Command {
     /// Inspect and replay deliveries.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
+    /// Register herald as a ZITADEL organization's HTTP notification provider.
+    #[command(subcommand)]
+    ZitadelProvider(ZitadelProviderCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ZitadelProviderCommand {
+    /// Register a provider; prints its id (ZITADEL posts to /zitadel/v1/notifications/<id>).
+    Add {
+        #[arg(long)]
+        org: String,
+        /// email or sms: the kind of ZITADEL provider that points here.
+        #[arg(long, value_parser = parse_channel)]
+        channel: herald::domain::Channel,
+        /// The signingKey ZITADEL answered (repeat while it rotates).
+        #[arg(long = "signing-key", env = "HERALD_ZITADEL_SIGNING_KEY", value_delimiter = ',')]
+        signing_keys: Vec<String>,
+        /// Accept unsigned posts (ZITADEL before v4.2 signs nothing).
+        #[arg(long)]
+        no_signature: bool,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Send ZITADEL's invite codes in herald's own invite template, not ZITADEL's texts.
+        #[arg(long)]
+        herald_invite_template: bool,
+    },
+    /// List providers.
+    List {
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Remove a provider.
+    Remove { id: String },
+}
+
+fn parse_channel(s: &str) -> Result<herald::domain::Channel, String> {
+    herald::domain::Channel::from_db(s).ok_or_else(|| format!("unknown channel {s:?}; email or sms"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,7 +166,7 @@ struct TokenCreate {
     #[arg(long)]
     instance: bool,
     /// A permission (repeat for more): org.write user.read user.write delivery.read
-    /// delivery.replay bulk.write token.write
+    /// delivery.replay bulk.write token.write provider.write
     #[arg(long = "permission", required = true, value_parser = parse_permission)]
     permissions: Vec<Permission>,
     /// What the token is for.
@@ -195,6 +232,30 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 None => herald::cli::ReplayTarget::Matching { org: a.org, since: a.since },
             };
             herald::cli::replay(&settings, target, a.dry_run, a.reissue).await
+        }
+        Command::ZitadelProvider(ZitadelProviderCommand::Add {
+            org,
+            channel,
+            signing_keys,
+            no_signature,
+            description,
+            herald_invite_template,
+        }) => {
+            let add = herald::zitadel::cli::AddProvider {
+                org,
+                channel,
+                signing_keys,
+                require_signature: !no_signature,
+                description,
+                use_herald_invite_template: herald_invite_template,
+            };
+            herald::zitadel::cli::add(&settings, add).await
+        }
+        Command::ZitadelProvider(ZitadelProviderCommand::List { org }) => {
+            herald::zitadel::cli::list(&settings, org).await
+        }
+        Command::ZitadelProvider(ZitadelProviderCommand::Remove { id }) => {
+            herald::zitadel::cli::remove(&settings, &id).await
         }
         Command::Token(TokenCommand::Create(args)) => {
             let pool = startup::open_database(&settings).await?;

@@ -3,7 +3,8 @@
 //! One registry per process, passed around as a value (no globals), so tests that
 //! run several herald instances in one process keep their counts apart.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
@@ -23,6 +24,19 @@ struct Inner {
     outbox_backlog: IntGauge,
     bulk_requests: IntCounterVec,
     replays: IntCounterVec,
+    zitadel_messages: IntCounterVec,
+    /// When the gauges read from the database were last refreshed.
+    gauges_read_at: Mutex<Option<Instant>>,
+}
+
+/// How long a gauge read from the database is served before it is read again: a
+/// scrape answers from the cached value, so scrapers (however many, however often)
+/// cost the database at most one `count(*)` per interval.
+pub const GAUGE_REFRESH: Duration = Duration::from_secs(5);
+
+/// Whether a gauge read at `last` is due for a new read at `now`.
+fn due(last: Option<Instant>, now: Instant) -> bool {
+    last.is_none_or(|t| now.saturating_duration_since(t) >= GAUGE_REFRESH)
 }
 
 impl std::fmt::Debug for Metrics {
@@ -74,6 +88,12 @@ impl Metrics {
                 &["outcome"],
             ),
             replays: counter("herald_replays_total", "Dead deliveries replayed, by how", &["outcome"]),
+            zitadel_messages: counter(
+                "herald_zitadel_messages_total",
+                "ZITADEL notifications by provider, event type and outcome (received, refused_signature, duplicate, delivered, dead)",
+                &["provider", "event_type", "outcome"],
+            ),
+            gauges_read_at: Mutex::new(None),
             outbox_backlog: {
                 let g = IntGauge::new("herald_outbox_backlog", "Queued deliveries not yet published to the broker")
                     .expect("valid metric");
@@ -108,6 +128,23 @@ impl Metrics {
         self.inner.replays.with_label_values(&[outcome]).inc();
     }
 
+    /// Whether the caller should read the database's gauges now; true at most once
+    /// per [`GAUGE_REFRESH`], whoever asks (the first caller takes the turn).
+    pub fn gauges_due(&self) -> bool {
+        let mut last = self.inner.gauges_read_at.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if due(*last, now) {
+            *last = Some(now);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn zitadel_message(&self, provider: &str, event_type: &str, outcome: &str) {
+        self.inner.zitadel_messages.with_label_values(&[provider, event_type, outcome]).inc();
+    }
+
     pub fn set_outbox_backlog(&self, n: i64) {
         self.inner.outbox_backlog.set(n);
     }
@@ -118,5 +155,21 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauges_are_read_at_most_once_per_interval() {
+        let now = Instant::now();
+        assert!(due(None, now));
+        assert!(!due(Some(now), now + Duration::from_secs(1)));
+        assert!(due(Some(now), now + GAUGE_REFRESH));
+        let m = Metrics::new();
+        assert!(m.gauges_due(), "the first scrape reads");
+        assert!(!m.gauges_due(), "the next ones answer from the cache");
     }
 }

@@ -127,6 +127,10 @@ fn services_with(
             .map_err(|e| anyhow::anyhow!("invite.default_url_template: {}", e.text))?,
         default_application_name: settings.invite.default_application_name.clone(),
         max_codes_per_user_per_hour: settings.invite.max_codes_per_user_per_hour,
+        limits: crate::invite::Limits {
+            per_recipient: settings.invite.max_codes_per_recipient_per_hour,
+            per_org: settings.invite.max_codes_per_org_per_hour,
+        },
     };
     Ok(Services {
         auth: Authenticator::new(pool.clone(), ids.clone(), settings.bootstrap_token()),
@@ -149,7 +153,11 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         if settings.env == "development" && settings.crypto.key.is_empty() {
-            tracing::warn!("crypto.key is unset: using the development key; set it before storing real codes");
+            tracing::warn!(
+                key_file = %settings.crypto.key_file.display(),
+                "crypto.key is unset: codes are encrypted with this machine's own key from crypto.key_file \
+                 (made on first start); set crypto.key before storing real codes"
+            );
         }
         // A broken template stops the process here, never a mail later.
         let templates = Arc::new(Templates::load().context("templates")?);
@@ -180,7 +188,10 @@ impl Application {
         let kick: crate::invite::DeliveryHook = Arc::new(move |_id| relay.do_send(Kick));
         let invites = services.invites.with_delivery_hook(kick.clone());
         let bulk = BulkService::new(pool.clone(), services.ids.clone(), publisher.clone(), topology.exchange());
-        let replay = ReplayService::new(pool.clone(), invites.clone(), metrics.clone(), Some(kick));
+        let replay = ReplayService::new(pool.clone(), invites.clone(), metrics.clone(), Some(kick.clone()));
+        let (providers, receiver) =
+            crate::zitadel::services(&settings, &services.cipher, &services.ids, pool.clone(), &metrics, kick);
+        let providers = web::Data::new(providers);
 
         let mut consumers = Vec::new();
         if settings.has_role(Role::Worker) {
@@ -197,6 +208,10 @@ impl Application {
                     lease: DELIVERY_LEASE,
                 }),
                 metrics: metrics.clone(),
+                invite_defaults: Arc::new(crate::render::zitadel_invite::InviteDefaults {
+                    application_name: settings.invite.default_application_name.clone(),
+                    code_ttl: settings.invite.code_ttl,
+                }),
                 liveness,
                 batches: None,
             };
@@ -263,6 +278,9 @@ impl Application {
                 App::new()
                     .app_data(data.clone())
                     .app_data(resends)
+                    .app_data(providers.clone())
+                    // ZITADEL's posts share transactions per worker, as resends do.
+                    .app_data(web::Data::new(receiver.grouped(RESEND_GROUP_MAX, RESEND_GROUP_CONCURRENCY)))
                     .wrap(middleware::from_fn(api::request_id::middleware))
                     .configure(api::configure)
                     .default_service(web::to(api::rest::not_found))

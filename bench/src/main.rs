@@ -6,11 +6,14 @@
 //! - `broker`: RabbitMQ's own publish-with-confirms and consume-and-ack rates;
 //! - `resend-load`: `POST …/invite_code/resend` at a fixed concurrency for a
 //!   fixed time: requests/s, latency percentiles, errors;
+//! - `zitadel-load`: signed ZITADEL notification posts, the same way ([`zitadel`]);
 //! - `idle-latency`: resend → SMTP accepted, one at a time;
 //! - `bulk`: runs a command (herald bulk-resend) and waits until the sink accepted
 //!   the expected number of mails; reports the rate and herald's peak RSS.
 //!
 //! Every measurement prints one `RESULT name key=value …` line for `bench/run`.
+
+mod zitadel;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -80,6 +83,18 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         rate: f64,
     },
+    ZitadelLoad {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        provider: String,
+        #[arg(long)]
+        key: String,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     IdleLatency {
         #[command(flatten)]
         target: Target,
@@ -112,6 +127,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Broker { url, n, size } => broker(&url, n, size).await,
         Command::ResendLoad { target, concurrency, seconds, label, rate } => {
             resend_load(&target, concurrency, seconds, &label, rate).await
+        }
+        Command::ZitadelLoad { url, provider, key, concurrency, seconds } => {
+            zitadel::zitadel_load(&url, &provider, &key, concurrency, seconds).await
         }
         Command::IdleLatency { target, control, n } => idle_latency(&target, &control, n).await,
         Command::Bulk { control, expect, herald_pid, timeout, command } => {

@@ -12,7 +12,7 @@ use super::error::RestError;
 use super::{body, AppState};
 use crate::auth::Principal;
 use crate::domain::contact::{mask_email, mask_phone};
-use crate::domain::{ids, Channel, DeliveryStatus, Error};
+use crate::domain::{has_control, ids, no_control, Channel, DeliveryStatus, Error};
 use crate::ops::{ReplayOutcome, Selection};
 use crate::store::deliveries::{AttemptRow, DeliveryFilter, DeliveryRow};
 
@@ -81,6 +81,10 @@ struct JobDto {
 
 async fn bulk_status(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> Reply {
     let caller = caller(&state, &req).await?;
+    if has_control(&path) {
+        // No job has such an id (docs/API.md §1): the answer for an unknown one.
+        return Err(Error::not_found(ids::BULK_NOT_FOUND, "Bulk job not found").into());
+    }
     let s = state.bulk.status(&caller, &path).await?;
     Ok(HttpResponse::Ok().json(JobDto {
         job_id: s.job_id,
@@ -101,7 +105,10 @@ async fn bulk_status(state: web::Data<AppState>, req: HttpRequest, path: web::Pa
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryDto {
     id: String,
-    user_id: String,
+    /// Absent for a ZITADEL delivery (`source: zitadel`, `template`: the event type).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+    source: String,
     org_id: String,
     channel: String,
     recipient: String,
@@ -125,6 +132,7 @@ impl From<DeliveryRow> for DeliveryDto {
         DeliveryDto {
             id: d.id.to_string(),
             user_id: d.user_id,
+            source: d.source,
             org_id: d.org_id,
             channel: d.channel,
             recipient,
@@ -193,19 +201,27 @@ fn channel(v: Option<String>) -> Result<Option<Channel>, Error> {
     .transpose()
 }
 
-async fn list_deliveries(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: web::Query<HashMap<String, String>>,
-) -> Reply {
+/// The query string as names and values. Read by hand rather than by actix's
+/// `Query` extractor, whose refusals (bytes that are not UTF-8) answer in another
+/// body shape: here they become U+FFFD and the filter simply matches nothing.
+fn query_of(req: &HttpRequest) -> HashMap<String, String> {
+    url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect()
+}
+
+/// A filter value as the store may bind it (docs/API.md §1: no control characters).
+fn filter_text(name: &str, v: Option<&String>) -> Result<Option<String>, Error> {
+    v.map(|s| no_control(name, s).map(|()| s.clone())).transpose()
+}
+
+async fn list_deliveries(state: web::Data<AppState>, req: HttpRequest) -> Reply {
     let caller = caller(&state, &req).await?;
-    let q = query.into_inner();
+    let q = query_of(&req);
     // The store's filter still holds the words; they are parsed here so that an
     // unknown one is refused, not silently matched by nothing.
     let filter = DeliveryFilter {
         status: status(q.get("status"))?.map(|s| s.as_str().to_string()),
-        org_id: q.get("orgId").cloned(),
-        user_id: q.get("userId").cloned(),
+        org_id: filter_text("orgId", q.get("orgId"))?,
+        user_id: filter_text("userId", q.get("userId"))?,
         channel: channel(q.get("channel").cloned())?.map(|c| c.as_str().to_string()),
         since: time("since", q.get("since"))?,
         until: time("until", q.get("until"))?,

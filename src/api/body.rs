@@ -3,7 +3,9 @@
 use actix_web::web::{Bytes, Payload};
 use serde::de::DeserializeOwned;
 
-use crate::domain::{ids, Error, Kind};
+use serde_json::Value;
+
+use crate::domain::{has_control, ids, Error, Kind};
 
 pub const BODY_LIMIT: usize = 64 * 1024;
 
@@ -35,12 +37,20 @@ pub fn too_large(limit: usize) -> Error {
 
 /// Parses JSON into `T`; an empty body is `{}`.
 ///
+/// Every string in the body is checked first: a control character (NUL, CR, …) in
+/// any id or text is a 400 that names the field (docs/API.md §1), not a 500 when
+/// PostgreSQL refuses it.
+///
 /// # Errors
 /// 400, code 3, with the path of the offending field in the text.
 pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { bytes };
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::invalid(ids::INVALID_BODY, format!("Invalid request body: {e}")))?;
+    if let Some(field) = control_in(&value, &mut String::new()) {
+        return Err(Error::invalid(ids::VALIDATION, format!("{field} must not contain control characters")));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let text = if path == "." || path.is_empty() {
@@ -49,9 +59,35 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
             format!("Invalid request body: {path}: {inner}")
         };
         Error::invalid(ids::INVALID_BODY, text)
-    })?;
-    de.end().map_err(|e| Error::invalid(ids::INVALID_BODY, format!("Invalid request body: {e}")))?;
-    Ok(value)
+    })
+}
+
+/// The path (`userIds[3]`, `sendCode.urlTemplate`) of the first string under `v`
+/// that holds a control character. serde_json's recursion limit (128) bounds the
+/// depth, so this recursion is bounded too.
+fn control_in(v: &Value, path: &mut String) -> Option<String> {
+    match v {
+        Value::String(s) if has_control(s) => Some(if path.is_empty() { "body".into() } else { path.clone() }),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let found = control_in(item, path);
+            path.truncate(len);
+            found
+        }),
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            // A key is echoed only when printable: the field is named, not replayed.
+            path.push_str(if has_control(k) { "?" } else { k });
+            let found = control_in(item, path);
+            path.truncate(len);
+            found
+        }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -83,5 +119,21 @@ mod tests {
         assert!(json::<Outer>(b"").is_ok());
         assert!(json::<Outer>(b"{").is_err());
         assert!(json::<Outer>(b"{} x").is_err());
+    }
+
+    #[test]
+    fn control_characters_anywhere_name_their_field() {
+        let e = json::<Outer>(br#"{"sendCode": {"urlTemplate": "https://x/\u0000"}}"#).unwrap_err();
+        assert_eq!(e.id, ids::VALIDATION);
+        assert!(e.text.contains("sendCode.urlTemplate"), "{}", e.text);
+        let e = json::<serde_json::Value>(br#"{"userIds": ["1", "2\r\n"]}"#).unwrap_err();
+        assert!(e.text.contains("userIds[1]"), "{}", e.text);
+        assert!(json::<serde_json::Value>("{\"name\": \"Zürich 😀\"}".as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn deep_nesting_is_a_400() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(json::<serde_json::Value>(deep.as_bytes()).unwrap_err().id, ids::INVALID_BODY);
     }
 }

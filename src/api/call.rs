@@ -5,7 +5,7 @@
 
 use crate::auth::TokenRequest;
 use crate::directory::{NewHuman, NewOrganization};
-use crate::domain::{ids, parse_user_id, Error};
+use crate::domain::{has_control, ids, parse_user_id, Error};
 use crate::invite::{CreateRequest, Grouped, IssueContext, ResendRequest, SendCode};
 
 use super::dto::*;
@@ -78,6 +78,10 @@ impl Call<'_> {
 
     pub async fn get_organization(&self, org_id: &str) -> Result<GetOrganizationResponse, Error> {
         let caller = self.state.auth.authenticate(self.authorization).await?;
+        if has_control(org_id) {
+            // No organization has such an id (docs/API.md §1): the unknown id's answer.
+            return Err(Error::not_found(ids::ORG_NOT_FOUND, "Organization not found"));
+        }
         let org = self.state.directory.get_organization(&caller, org_id).await?;
         let details = crate::domain::Details {
             sequence: org.sequence,
@@ -181,6 +185,9 @@ impl Call<'_> {
 
     pub async fn revoke_token(&self, token_id: &str) -> Result<(), Error> {
         let caller = self.state.auth.authenticate(self.authorization).await?;
+        if has_control(token_id) {
+            return Err(Error::not_found(ids::TOKEN_NOT_FOUND, "Token not found"));
+        }
         self.state.auth.revoke(&caller, token_id).await
     }
 }

@@ -11,6 +11,7 @@ pub mod dto;
 pub mod error;
 pub mod request_id;
 pub mod rest;
+pub mod zitadel;
 
 use actix_web::{web, HttpResponse};
 use sqlx::PgPool;
@@ -47,6 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     rest::routes(cfg);
     admin::routes(cfg);
     connect::routes(cfg);
+    zitadel::routes(cfg);
 }
 
 /// 200 while the process serves; says nothing of its dependencies (`/readyz` does).
@@ -71,10 +73,14 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text exposition.
+/// Prometheus text exposition. The gauges counted in the database are served from
+/// the value last read, read again at most every `metrics::GAUGE_REFRESH`: a scrape
+/// is not a `count(*)` (a scraper must not be able to load the database).
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    if let Ok(n) = crate::store::deliveries::outbox_backlog(&state.pool).await {
-        state.metrics.set_outbox_backlog(n);
+    if state.metrics.gauges_due() {
+        if let Ok(n) = crate::store::deliveries::outbox_backlog(&state.pool).await {
+            state.metrics.set_outbox_backlog(n);
+        }
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }

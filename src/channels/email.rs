@@ -66,7 +66,11 @@ fn parse_smtp_url(raw: &str) -> Result<SmtpTarget, String> {
     };
     let host = url.host_str().ok_or("email.smtp_url: no host")?.to_string();
     let port = url.port().unwrap_or(if implicit_tls { 465 } else { 25 });
+    let has_credentials = !url.username().is_empty();
     let starttls = match url.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.to_string()).as_deref() {
+        // Credentials are never sent in the clear by default: with them and no
+        // `tls=`, STARTTLS is required (docs/ARCHITECTURE.md, "Configuration").
+        None if has_credentials && !implicit_tls => Tls::Required,
         None | Some("none") => Tls::None,
         Some("opportunistic") => Tls::Opportunistic,
         Some("required") => Tls::Required,
@@ -302,6 +306,10 @@ mod tests {
         let t = parse_smtp_url("smtp://mail.example.com:587?tls=required").unwrap();
         assert_eq!(t.starttls, Tls::Required);
         assert!(parse_smtp_url("http://x").is_err());
+        let t = parse_smtp_url("smtp://user:pass@mail.example.com:587").unwrap();
+        assert_eq!(t.starttls, Tls::Required, "credentials are not sent in the clear by default");
+        let t = parse_smtp_url("smtp://user:pass@127.0.0.1:1025?tls=none").unwrap();
+        assert_eq!(t.starttls, Tls::None, "unless asked for explicitly");
         assert!(parse_smtp_url("smtp://x?tls=maybe").is_err());
     }
 

@@ -8,6 +8,8 @@ pub mod sms;
 
 use std::time::Duration;
 
+use crate::domain::mask_personal_data;
+
 pub use email::{EmailSender, OutgoingEmail, SendEmail};
 pub use sms::{OutgoingSms, SendSms, SmsSender};
 
@@ -22,13 +24,20 @@ pub enum SendError {
     Permanent { message: String },
 }
 
+/// Every message of a failed send is masked where it is made: it goes to
+/// `lastError`, the attempt rows, the log and `x-herald-reason`, and a provider's
+/// reply may name the address or the number (docs/ARCHITECTURE.md, "Retries").
 impl SendError {
     pub fn transient(message: impl Into<String>) -> Self {
-        SendError::Transient { message: message.into(), retry_after: None }
+        Self::transient_after(message, None)
+    }
+
+    pub fn transient_after(message: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        SendError::Transient { message: mask_personal_data(&message.into()), retry_after }
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {
-        SendError::Permanent { message: message.into() }
+        SendError::Permanent { message: mask_personal_data(&message.into()) }
     }
 }
 

@@ -109,7 +109,7 @@ fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Re
     let snippet: String = body.chars().take(200).collect();
     let message = format!("SMS provider answered {status}: {snippet}");
     if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS {
-        Err(SendError::Transient { message, retry_after })
+        Err(SendError::transient_after(message, retry_after))
     } else {
         Err(SendError::permanent(message))
     }

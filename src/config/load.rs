@@ -66,8 +66,14 @@ impl Settings {
             .map_err(|e| invalid("invite.default_url_template", e.text.to_string()))?;
         crate::domain::parse_display_text("application name", &self.invite.default_application_name)
             .map_err(|e| invalid("invite.default_application_name", e.text.to_string()))?;
-        if self.invite.max_codes_per_user_per_hour == 0 {
-            return Err(invalid("invite.max_codes_per_user_per_hour", "must be at least 1"));
+        for (key, max) in [
+            ("invite.max_codes_per_user_per_hour", self.invite.max_codes_per_user_per_hour),
+            ("invite.max_codes_per_recipient_per_hour", self.invite.max_codes_per_recipient_per_hour),
+            ("invite.max_codes_per_org_per_hour", self.invite.max_codes_per_org_per_hour),
+        ] {
+            if max == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
@@ -110,7 +116,7 @@ impl Settings {
                 }
             }
         }
-        self.crypto_key()?;
+        self.configured_crypto_key()?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 //! a string and `HERALD__DELIVERY__RETRY_DELAYS=1s,5s` becomes a list. A key that is
 //! not in the defaults is a typo, and an error.
 
+mod key;
 mod load;
 
 use std::path::PathBuf;
@@ -16,9 +17,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde::{Deserialize, Deserializer};
-
-/// Used only in development, so `herald serve` works with no configuration.
-const DEVELOPMENT_KEY: [u8; 32] = *b"herald-development-key-not-safe!";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -57,6 +55,7 @@ pub struct Settings {
     pub crypto: Crypto,
     pub log: Log,
     pub shutdown: Shutdown,
+    pub zitadel: Zitadel,
 }
 
 fn development() -> String {
@@ -148,6 +147,8 @@ pub struct Invite {
     pub default_url_template: String,
     pub default_application_name: String,
     pub max_codes_per_user_per_hour: u32,
+    pub max_codes_per_recipient_per_hour: u32,
+    pub max_codes_per_org_per_hour: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +161,8 @@ pub struct Auth {
 #[serde(deny_unknown_fields)]
 pub struct Crypto {
     pub key: String,
+    /// Where the key of a development machine is kept when `key` is unset (`key.rs`).
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -183,6 +186,15 @@ pub struct Shutdown {
     pub grace: Duration,
 }
 
+/// herald as ZITADEL's notification provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zitadel {
+    /// How far a post's signature time may be from now (either way).
+    #[serde(deserialize_with = "duration")]
+    pub signature_tolerance: Duration,
+}
+
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(s.trim()).map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration ({e})")))
@@ -199,21 +211,35 @@ fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error>
 }
 
 impl Settings {
-    /// The AES-256 key for stored codes.
+    /// The AES-256 key for stored codes: `crypto.key`, or in development the key
+    /// of `crypto.key_file`, made on first use (`key.rs`).
     ///
     /// # Errors
-    /// `crypto.key` unset outside development, or not base64 of 32 bytes.
+    /// `crypto.key` unset outside development or not base64 of 32 bytes; a key file
+    /// that cannot be made or read.
     pub fn crypto_key(&self) -> Result<[u8; 32], ConfigError> {
+        match self.configured_crypto_key()? {
+            Some(key) => Ok(key),
+            None => key::load_or_create(&self.crypto.key_file),
+        }
+    }
+
+    /// `crypto.key` decoded, `None` when unset in development (the key file then
+    /// serves); the check of [`Self::validate`], which touches no file.
+    fn configured_crypto_key(&self) -> Result<Option<[u8; 32]>, ConfigError> {
         if self.crypto.key.is_empty() {
-            if self.env == "development" {
-                return Ok(DEVELOPMENT_KEY);
+            if self.env != "development" {
+                return Err(invalid("crypto.key", "is required outside development (base64 of 32 random bytes)"));
             }
-            return Err(invalid("crypto.key", "is required outside development (base64 of 32 random bytes)"));
+            if self.crypto.key_file.as_os_str().is_empty() {
+                return Err(invalid("crypto.key_file", "is required when crypto.key is unset"));
+            }
+            return Ok(None);
         }
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(self.crypto.key.trim())
             .map_err(|_| invalid("crypto.key", "is not base64"))?;
-        bytes.try_into().map_err(|_| invalid("crypto.key", "must decode to exactly 32 bytes"))
+        bytes.try_into().map(Some).map_err(|_| invalid("crypto.key", "must decode to exactly 32 bytes"))
     }
 
     pub fn bootstrap_token(&self) -> Option<&str> {

@@ -7,6 +7,7 @@
 //! - [`retry`]: what an attempt's result means ([`retry::decide`]), as pure functions;
 //! - [`worker`]: [`DeliveryWorker`], the generic `queue::Worker` shell over the pipeline;
 //! - [`relay`]: [`OutboxRelay`], which publishes committed deliveries;
+//! - [`zitadel`]: the attempt of a ZITADEL notification (its own render, same sends).
 //! - [`sweeper`]: [`Sweeper`], which hands back to the outbox the deliveries whose
 //!   message was lost or whose worker died.
 //!
@@ -18,6 +19,7 @@ pub mod relay;
 pub mod retry;
 pub mod sweeper;
 pub mod worker;
+pub mod zitadel;
 
 pub use message::{outgoing, outgoing_many, traceparent, DeliveryMessage, IDS_PER_MESSAGE, MESSAGE_TYPE};
 pub use pipeline::{Batches, Pipeline};

@@ -19,7 +19,7 @@ use crate::domain::{Channel, CodeCipher, DeliveryStatus, LoginMethod, UrlTemplat
 use crate::liveness::Liveness;
 use crate::metrics::Metrics;
 use crate::queue::{Disposition, Handle, Incoming};
-use crate::render::{InviteData, RenderEmail, RenderSms, Renderer};
+use crate::render::{zitadel_invite::InviteDefaults, InviteData, RenderEmail, RenderSms, Renderer};
 use crate::store::deliveries::{AttemptRecord, Claim, DeliveryContext, Holder};
 use crate::store::{self};
 
@@ -41,6 +41,8 @@ pub struct Pipeline {
     pub sms: Addr<SmsSender>,
     pub policy: Arc<RetryPolicy>,
     pub metrics: Metrics,
+    /// What herald's invite template of a ZITADEL invite takes from the settings.
+    pub invite_defaults: Arc<InviteDefaults>,
     /// This process's row: the holder of its claims, and the heartbeat that
     /// extends the lease of every delivery in work here.
     pub liveness: Liveness,
@@ -294,6 +296,7 @@ impl Pipeline {
             }
         }
         self.metrics.delivery(ctx.channel, r.status);
+        self.count_zitadel(&ctx, r.status);
         let error = r.error.as_deref().unwrap_or("");
         match r.status {
             DeliveryStatus::Sent => tracing::info!(attempt, ms = elapsed.as_millis() as u64, "delivered"),
@@ -304,6 +307,9 @@ impl Pipeline {
     }
 
     async fn attempt(&self, ctx: &DeliveryContext) -> Attempted {
+        if let Some(stored) = &ctx.zitadel {
+            return self.attempt_zitadel(ctx, stored).await;
+        }
         match self.prepare(ctx) {
             Ok(data) => match ctx.channel {
                 Channel::Sms => self.send_sms(ctx, data).await,
@@ -335,7 +341,7 @@ impl Pipeline {
         })
     }
 
-    async fn send_email(&self, ctx: &DeliveryContext, data: InviteData) -> Attempted {
+    pub(super) async fn send_email(&self, ctx: &DeliveryContext, data: InviteData) -> Attempted {
         let display_name = data.display_name.clone();
         let rendered = match self.renderer.send(RenderEmail(data)).await {
             Ok(Ok(r)) => r,
@@ -357,7 +363,7 @@ impl Pipeline {
         }
     }
 
-    async fn send_sms(&self, ctx: &DeliveryContext, data: InviteData) -> Attempted {
+    pub(super) async fn send_sms(&self, ctx: &DeliveryContext, data: InviteData) -> Attempted {
         let body = match self.renderer.send(RenderSms(data)).await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => return Attempted::Failed(SendError::permanent(e.to_string())),

@@ -121,12 +121,11 @@ impl std::error::Error for UnknownWord {}
 
 /// `FromStr` and `Display` from `as_str`, so the words are spelled once.
 macro_rules! words {
-    ($ty:ty, $what:literal, [$($v:expr),+ $(,)?]) => {
+    ($ty:ty, $what:literal, $all:expr) => {
         impl FromStr for $ty {
             type Err = UnknownWord;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                [$($v),+]
-                    .into_iter()
+                $all.into_iter()
                     .find(|v: &$ty| v.as_str() == s)
                     .ok_or_else(|| UnknownWord { what: $what, word: s.to_string() })
             }
@@ -139,20 +138,7 @@ macro_rules! words {
     };
 }
 
-words!(
-    DeliveryStatus,
-    "status",
-    [
-        DeliveryStatus::Queued,
-        DeliveryStatus::Sending,
-        DeliveryStatus::Sent,
-        DeliveryStatus::Retrying,
-        DeliveryStatus::Dead,
-        DeliveryStatus::Superseded,
-        DeliveryStatus::Expired,
-        DeliveryStatus::Cancelled,
-    ]
-);
+words!(DeliveryStatus, "status", DeliveryStatus::ALL);
 words!(Lane, "lane", [Lane::Transactional, Lane::Bulk]);
 words!(AttemptOutcome, "outcome", [AttemptOutcome::Sent, AttemptOutcome::Transient, AttemptOutcome::Permanent]);
 

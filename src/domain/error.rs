@@ -124,8 +124,10 @@ impl Error {
     }
 
     /// True for failures that may succeed when tried again unchanged (database down).
+    /// An internal error is not: the same input fails the same way (a NUL the
+    /// database refuses), and retrying it would loop (docs/API.md §4).
     pub fn is_transient(&self) -> bool {
-        matches!(self.kind, Kind::Unavailable | Kind::Internal)
+        matches!(self.kind, Kind::Unavailable)
     }
 }
 
@@ -162,4 +164,9 @@ pub mod ids {
     pub const NOT_DEAD: &str = "NOTIFY-notdead";
     pub const STALE: &str = "NOTIFY-stale";
     pub const ROUTE_NOT_FOUND: &str = "API-noroute";
+    /// ZITADEL's notifications (API.md §8).
+    pub const PROVIDER_NOT_FOUND: &str = "ZITADEL-noprovider";
+    pub const SIGNATURE_INVALID: &str = "ZITADEL-signature";
+    pub const SIGNATURE_MALFORMED: &str = "ZITADEL-sigheader";
+    pub const ZITADEL_MESSAGE: &str = "ZITADEL-message";
 }

@@ -5,7 +5,10 @@ pub mod contact;
 pub mod delivery;
 pub mod error;
 pub mod id;
+pub mod redact;
+pub mod source;
 pub mod url_template;
+pub mod zitadel;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,7 +18,9 @@ pub use contact::{Email, Phone};
 pub use delivery::{one_or_many, AttemptOutcome, DeliveryStatus, Lane};
 pub use error::{ids, Error, Kind};
 pub use id::IdGenerator;
-pub use url_template::UrlTemplate;
+pub use redact::mask_personal_data;
+pub use source::DeliverySource;
+pub use url_template::{check_link, UrlTemplate};
 
 /// The way a code reaches a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -69,10 +74,13 @@ pub enum Permission {
     BulkWrite,
     #[serde(rename = "token.write")]
     TokenWrite,
+    /// Register and manage ZITADEL notification providers.
+    #[serde(rename = "provider.write")]
+    ProviderWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 7] = [
+    pub const ALL: [Permission; 8] = [
         Permission::OrgWrite,
         Permission::UserRead,
         Permission::UserWrite,
@@ -80,6 +88,7 @@ impl Permission {
         Permission::DeliveryReplay,
         Permission::BulkWrite,
         Permission::TokenWrite,
+        Permission::ProviderWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +100,7 @@ impl Permission {
             Permission::DeliveryReplay => "delivery.replay",
             Permission::BulkWrite => "bulk.write",
             Permission::TokenWrite => "token.write",
+            Permission::ProviderWrite => "provider.write",
         }
     }
 
@@ -124,13 +134,44 @@ impl LoginMethod {
     }
 }
 
-/// The path's `userId` (check 1 of API.md §2): 1–200 characters, not blank.
+/// The path's `userId` (check 1 of API.md §2): 1–200 characters, not blank, no
+/// control characters (API.md §1: a NUL could not even be looked up, PostgreSQL
+/// refuses it in text).
 pub fn parse_user_id(raw: &str) -> Result<&str, Error> {
     let n = raw.chars().count();
     if n == 0 || n > 200 || raw.trim().is_empty() {
         return Err(Error::invalid(ids::USER_ID_MISSING, "User ID missing"));
     }
+    no_control("userId", raw)?;
     Ok(raw)
+}
+
+/// Whether `raw` holds a control character (C0 with NUL, DEL, C1).
+pub fn has_control(raw: &str) -> bool {
+    raw.chars().any(char::is_control)
+}
+
+/// The rule of API.md §1 for every id and text a request carries: no control
+/// characters; else 400, code 3, naming the field.
+///
+/// # Errors
+/// `API-invalid` naming `field`.
+pub fn no_control(field: &str, raw: &str) -> Result<(), Error> {
+    if has_control(raw) {
+        return Err(Error::invalid(ids::VALIDATION, format!("{field} must not contain control characters")));
+    }
+    Ok(())
+}
+
+/// An id from a path or a queue message as a table can hold it: PostgreSQL's text
+/// refuses NUL, so a refused id is recorded (e.g. as a bulk job's result) with its
+/// control characters escaped.
+pub fn storable(raw: &str) -> std::borrow::Cow<'_, str> {
+    if has_control(raw) {
+        raw.chars().flat_map(char::escape_default).collect::<String>().into()
+    } else {
+        raw.into()
+    }
 }
 
 /// A free text shown to people (application name, org name): 1–200 characters, no
@@ -187,6 +228,19 @@ mod tests {
         for bad in ["", "   ", &"9".repeat(201)] {
             assert_eq!(parse_user_id(bad).unwrap_err().id, ids::USER_ID_MISSING);
         }
+    }
+
+    #[test]
+    fn ids_and_texts_refuse_control_characters() {
+        for bad in ["a\0b", "a\tb", "\u{7f}", "x\u{85}", "a\r\n"] {
+            let e = parse_user_id(bad).unwrap_err();
+            assert_eq!((e.kind, e.id.as_ref()), (Kind::InvalidArgument, ids::VALIDATION), "{bad:?}");
+            assert!(e.text.contains("userId"), "{}", e.text);
+        }
+        assert!(no_control("orgId", "123").is_ok());
+        assert!(no_control("orgId", "ü😀").is_ok());
+        assert_eq!(storable("a\0b"), "a\\u{0}b");
+        assert_eq!(storable("plain"), "plain");
     }
 
     #[test]

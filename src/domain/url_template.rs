@@ -6,8 +6,28 @@
 
 use super::error::{ids, Error};
 
-/// Schemes that would run code or read files when the link is opened.
-const FORBIDDEN_SCHEMES: [&str; 4] = ["javascript", "data", "vbscript", "file"];
+/// The schemes an invite link may have: a link that runs code (`javascript:`) or
+/// reads files has no place in an invite, and neither has an app's own scheme that
+/// a value could spell.
+const ALLOWED_SCHEMES: [&str; 2] = ["https", "http"];
+
+/// The check of every rendered link, at the API on a sample and at send time on
+/// the link itself (docs/API.md §2.1): absolute, `http` or `https`, no control
+/// characters. A value can shape the link (`j{{.UserID}}:alert(1)` with the user id
+/// `avascript`), so the sample alone cannot vouch for every message.
+///
+/// # Errors
+/// `DOMAIN-ieYa7`.
+pub fn check_link(link: &str) -> Result<(), Error> {
+    if link.chars().any(char::is_control) {
+        return Err(invalid());
+    }
+    let url = url::Url::parse(link).map_err(|_| invalid())?;
+    if !ALLOWED_SCHEMES.contains(&url.scheme()) {
+        return Err(invalid());
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
@@ -33,16 +53,17 @@ impl UrlTemplate {
         if len == 0 || len > 200 || raw.trim().is_empty() {
             return Err(Error::invalid(ids::VALIDATION, "sendCode.urlTemplate must be 1 to 200 characters"));
         }
+        if raw.chars().any(char::is_control) {
+            // The URL parser would drop CR, LF and tab while checking, and the
+            // stored template would keep them.
+            return Err(Error::invalid(ids::VALIDATION, "sendCode.urlTemplate must not contain control characters"));
+        }
         let parts = parse_parts(raw)?;
         let t = UrlTemplate { raw: raw.to_string(), parts };
-        // Render with values of the real shape: the check is about the template's
-        // structure (scheme, absoluteness), which the values cannot change because
-        // they are percent-encoded.
-        let sample = t.render("69629023906488334", "K3M9QX", "69629023906488333");
-        let url = url::Url::parse(&sample).map_err(|_| invalid())?;
-        if FORBIDDEN_SCHEMES.contains(&url.scheme()) {
-            return Err(invalid());
-        }
+        // Render with values of the real shape: a template whose scheme a value
+        // completes (`j{{.UserID}}:…`) fails here, whatever a user id may be; the
+        // link of every message is checked again when it is sent (`check_link`).
+        check_link(&t.render("69629023906488334", "K3M9QX", "69629023906488333"))?;
         Ok(t)
     }
 
@@ -156,6 +177,19 @@ mod tests {
         assert_eq!(id_of(UrlTemplate::parse("JavaScript:alert(1)")), ids::URL_TEMPLATE_INVALID);
         assert_eq!(id_of(UrlTemplate::parse("data:text/html,{{Code}}")), ids::URL_TEMPLATE_INVALID);
         assert_eq!(id_of(UrlTemplate::parse("/relative/{{Code}}")), ids::URL_TEMPLATE_INVALID);
+    }
+
+    #[test]
+    fn a_value_cannot_complete_the_scheme_and_links_are_checked_when_sent() {
+        assert_eq!(id_of(UrlTemplate::parse("j{{.UserID}}:alert(1)")), ids::URL_TEMPLATE_INVALID);
+        assert_eq!(id_of(UrlTemplate::parse("myapp://invite/{{.Code}}")), ids::URL_TEMPLATE_INVALID);
+        assert_eq!(id_of(UrlTemplate::parse("https://a.example/\r\n{{.Code}}")), ids::VALIDATION);
+        assert_eq!(id_of(UrlTemplate::parse("https://a.example/\t{{.Code}}")), ids::VALIDATION);
+        assert!(check_link("https://a.example/?c=K3M9QX").is_ok());
+        assert!(check_link("HTTP://a.example/").is_ok());
+        for bad in ["javascript:alert(1)", "https://a.example/\n", "/relative", "ftp://a.example/"] {
+            assert_eq!(check_link(bad).unwrap_err().id, ids::URL_TEMPLATE_INVALID, "{bad}");
+        }
     }
 
     #[test]

@@ -8,10 +8,11 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::json;
 
+use super::limits::{Counts, Window};
 use super::rules::{self, History, Issue, IssueItem, Plan, RATE_WINDOW};
 use super::{CreateRequest, InviteService, IssueContext, Issued, ResendRequest, INVITE_TEMPLATE};
 use crate::auth::Principal;
-use crate::domain::{ids, now_ms, parse_user_id, Details, Error, InviteCode};
+use crate::domain::{ids, now_ms, parse_user_id, storable, Details, Error, InviteCode};
 use crate::store::{self, invites::IssueState, users::UserWithOrg};
 
 /// An answer per request of a round, filled in as each is decided.
@@ -94,11 +95,12 @@ impl InviteService {
     async fn issue_round(&self, items: &[IssueItem<'_>], round: &[usize], results: &mut Answers) -> Result<(), Error> {
         // A refusal of a bulk job's request is the job's result for that user;
         // a transient error is not (the request is retried).
-        let mut failures: Vec<(&str, &str, String)> = Vec::new();
+        let mut failures: Vec<(&str, std::borrow::Cow<'_, str>, String)> = Vec::new();
         let mut refuse = |i: usize, e: Error, results: &mut Answers| {
             let item = &items[i];
             if let (Some(job), false) = (&item.ctx.job_id, e.id == ids::BULK_DONE || e.is_transient()) {
-                failures.push((job.as_str(), item.user_id, e.id.to_string()));
+                // A refused id may hold a NUL that no text column takes.
+                failures.push((job.as_str(), storable(item.user_id), e.id.to_string()));
             }
             results[i] = Some(Err(e));
         };
@@ -125,12 +127,15 @@ impl InviteService {
                 .into_iter()
                 .map(|s| (s.for_user.clone(), s))
                 .collect();
+            let mut counts = self.recent_deliveries(tx, &valid, items, &users, since).await?;
             // One instant for the whole round: the codes it issues are issued together.
             let now = now_ms();
             for &i in &valid {
                 let item = &items[i];
                 let history = states.remove(item.user_id).map(history);
-                match rules::plan(item, users.remove(item.user_id), history, &self.settings, now) {
+                let planned_one = rules::plan(item, users.remove(item.user_id), history, &self.settings, now)
+                    .and_then(|plan| counts.admit(&plan, self.settings.limits, now).map(|()| plan));
+                match planned_one {
                     Ok(plan) => {
                         let (write, code) = self.write(item, plan, now);
                         planned.push((i, code, write.org_id.clone()));
@@ -153,10 +158,11 @@ impl InviteService {
             store::invites::write_issues(&mut tx, &writes).await?.into_iter().collect()
         };
         if !failures.is_empty() {
-            let rows: Vec<(&str, &str, &str)> = failures.iter().map(|(j, u, e)| (*j, *u, e.as_str())).collect();
+            let rows: Vec<(&str, &str, &str)> = failures.iter().map(|(j, u, e)| (*j, u.as_ref(), e.as_str())).collect();
             store::bulk::record_failures(&mut tx, &rows).await?;
         }
         tx.commit().await?;
+        self.count_org_sends(&writes).await;
         for (write, (i, code, org_id)) in writes.iter().zip(planned) {
             let sequence = sequences.get(&write.user_id).copied().unwrap_or_default();
             let delivery_id = write.delivery.as_ref().map(|d| d.id);
@@ -179,6 +185,75 @@ impl InviteService {
             }));
         }
         Ok(())
+    }
+
+    /// The deliveries of the last hour for every address the round's users carry
+    /// and every organization a transactional request of it names: what the limits
+    /// of `limits.rs` count (docs/API.md §2.1). Read under the users' locks, and
+    /// counted on as the round plans.
+    async fn recent_deliveries(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        round: &[usize],
+        items: &[IssueItem<'_>],
+        users: &HashMap<String, UserWithOrg>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Counts, Error> {
+        let mut recipients: Vec<&str> = Vec::new();
+        let mut orgs: Vec<&str> = Vec::new();
+        for &i in round {
+            let Some(u) = users.get(items[i].user_id) else { continue };
+            recipients.extend(u.user.email.as_deref().into_iter().chain(u.user.phone.as_deref()));
+            if !items[i].ctx.bulk {
+                orgs.push(&u.user.org_id);
+            }
+        }
+        recipients.sort_unstable();
+        recipients.dedup();
+        orgs.sort_unstable();
+        orgs.dedup();
+        let limits = self.settings.limits;
+        let mut counts = Counts::default();
+        let window = |(key, count, oldest)| (key, Window { count, oldest });
+        if !recipients.is_empty() {
+            let cap = limits.per_recipient.into();
+            let rows = store::invites::recent_by_recipient(tx, &recipients, since, cap).await?;
+            counts.by_recipient = rows.into_iter().map(window).collect();
+        }
+        if !orgs.is_empty() {
+            // Counted by the minute: a minute's codes leave the window when all of
+            // it has, a minute after its start did.
+            let rows = store::invites::recent_by_org(tx, &orgs, since).await?;
+            let by_minute = |(key, count, oldest): (String, i64, Option<chrono::DateTime<chrono::Utc>>)| {
+                (key, count, oldest.map(|m| m + chrono::TimeDelta::minutes(1)))
+            };
+            counts.by_org = rows.into_iter().map(by_minute).map(window).collect();
+        }
+        Ok(counts)
+    }
+
+    /// Adds the round's transactional deliveries to their organizations' counts
+    /// (`limits.rs`). After the commit: a count that fails (the database gone just
+    /// now) lets a few codes past the limit rather than fail what was committed.
+    async fn count_org_sends(&self, writes: &[store::invites::IssueWrite]) {
+        let mut sent: HashMap<&str, i32> = HashMap::new();
+        for w in writes {
+            if w.delivery.as_ref().is_some_and(|d| d.lane == crate::domain::Lane::Transactional) {
+                *sent.entry(w.org_id.as_str()).or_default() += 1;
+            }
+        }
+        let Some(at) = writes.first().map(|w| w.at) else { return };
+        if sent.is_empty() {
+            return;
+        }
+        let sent: Vec<(&str, i32)> = sent.into_iter().collect();
+        let counted = async {
+            let mut conn = self.pool.acquire().await?;
+            store::invites::count_org_sends(&mut conn, &sent, at).await
+        };
+        if let Err(e) = counted.await {
+            tracing::warn!(error = %e, "codes sent not counted for the organization limit");
+        }
     }
 
     /// What a plan writes: a fresh code (sealed to its user), the event that says

@@ -12,6 +12,7 @@
 //! - `verify.rs`: Verify.
 
 mod issue;
+mod limits;
 mod rules;
 mod verify;
 
@@ -23,6 +24,7 @@ use sqlx::PgPool;
 use crate::auth::Principal;
 use crate::batch::Batcher;
 use crate::domain::{Channel, CodeCipher, Details, Error, IdGenerator, InviteCode, UrlTemplate};
+pub use limits::Limits;
 use rules::Issue;
 
 /// The template every invite delivery renders.
@@ -53,6 +55,8 @@ pub struct InviteSettings {
     pub default_url_template: UrlTemplate,
     pub default_application_name: String,
     pub max_codes_per_user_per_hour: u32,
+    /// Codes per recipient and per organization per hour (`limits.rs`).
+    pub limits: Limits,
 }
 
 /// `sendCode` of a create request; every field optional.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::{InviteData, RenderError, RenderedEmail, Templates};
+use crate::domain::zitadel::TemplateData;
 
 pub struct Renderer {
     templates: Arc<Templates>,
@@ -31,6 +32,19 @@ pub struct RenderEmail(pub InviteData);
 #[derive(Message)]
 #[rtype(result = "Result<String, RenderError>")]
 pub struct RenderSms(pub InviteData);
+
+/// Request: a ZITADEL notification's e-mail, from its `templateData`.
+#[derive(Message)]
+#[rtype(result = "Result<RenderedEmail, RenderError>")]
+pub struct RenderZitadelEmail(pub TemplateData);
+
+impl Handler<RenderZitadelEmail> for Renderer {
+    type Result = Result<RenderedEmail, RenderError>;
+
+    fn handle(&mut self, msg: RenderZitadelEmail, _: &mut Self::Context) -> Self::Result {
+        self.templates.zitadel.email(&msg.0)
+    }
+}
 
 impl Handler<RenderEmail> for Renderer {
     type Result = Result<RenderedEmail, RenderError>;

@@ -13,7 +13,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use crate::domain::{Channel, DeliveryStatus, Lane};
+use crate::domain::{Channel, DeliverySource, DeliveryStatus, Lane};
 
 pub use super::delivery_log::{attempts, record_attempts, AttemptRecord, AttemptRow};
 pub use super::outbox::{outbox_backlog, take_unpublished, Unpublished};
@@ -77,6 +77,8 @@ pub struct DeliveryContext {
     pub url_template: Option<String>,
     pub application_name: Option<String>,
     pub current_sequence: Option<i64>,
+    /// The stored message of a ZITADEL delivery (whose user fields above are blank).
+    pub zitadel: Option<super::zitadel::StoredMessage>,
 }
 
 /// What claiming a delivery found.
@@ -107,7 +109,9 @@ pub struct Holder {
 /// by `holder`'s process), or says for each why not. A `sending` row whose lease
 /// ran out, or whose holder's process is dead (docs/ARCHITECTURE.md, "Guarantees":
 /// `kill -9`), can be claimed again. Stale deliveries are ended by the same statement
-/// (docs/ARCHITECTURE.md, "Guarantees": a stale code is never sent).
+/// (docs/ARCHITECTURE.md, "Guarantees": a stale code is never sent). A ZITADEL
+/// delivery has no herald user or code to be stale: it is claimed as it is
+/// (docs/ARCHITECTURE.md, "ZITADEL's notifications").
 ///
 /// One statement for the whole set: it locks the rows (in id order, so two
 /// claims never deadlock), decides, updates and returns what the senders need. An
@@ -132,23 +136,33 @@ pub async fn claim_many(
              ORDER BY id
              FOR UPDATE
          ), ctx AS (
-             SELECT l.id, l.status, l.lease_until, l.attempts, d.channel, d.lane, d.recipient, d.locale,
-                    d.code_event_sequence, d.user_id, d.org_id,
-                    u.display_name, u.given_name, u.family_name, u.username, u.initialized,
+             SELECT l.id, l.status, l.lease_until, l.attempts, d.channel, d.lane, d.recipient, d.locale, d.source,
+                    COALESCE(d.code_event_sequence, 0) AS code_event_sequence, COALESCE(d.user_id, '') AS user_id,
+                    d.org_id, COALESCE(u.display_name, '') AS display_name,
+                    COALESCE(u.given_name, '') AS given_name, COALESCE(u.family_name, '') AS family_name,
+                    COALESCE(u.username, '') AS username, COALESCE(u.initialized, FALSE) AS initialized,
                     o.name AS org_name, o.login_methods,
-                    c.code_encrypted, c.expires_at, c.url_template, c.application_name,
-                    c.event_sequence AS current_sequence,
+                    -- A ZITADEL message that named no expiry: only max_attempts bounds its retries.
+                    c.code_encrypted, COALESCE(c.expires_at, m.expires_at,
+                        CASE WHEN d.source = $7 THEN now() + interval '1 year' END) AS expires_at, c.url_template,
+                    c.application_name, c.event_sequence AS current_sequence,
+                    m.provider_id AS zitadel_provider, m.event_type AS zitadel_event, m.message_encrypted,
+                    m.received_at AS zitadel_received_at, o.default_language AS org_language,
+                    COALESCE(zp.use_herald_invite_template, FALSE) AS use_herald_invite_template,
                     {dead} AS holder_dead
              FROM locked l
              JOIN deliveries d ON d.id = l.id
              LEFT JOIN herald_processes p ON p.id = l.claimed_by
-             JOIN users u ON u.id = d.user_id
+             LEFT JOIN users u ON u.id = d.user_id
              JOIN organizations o ON o.id = d.org_id
              LEFT JOIN invite_codes c ON c.user_id = d.user_id
+             LEFT JOIN zitadel_messages m ON m.delivery_id = d.id
+             LEFT JOIN zitadel_providers zp ON zp.id = m.provider_id
          ), decided AS (
              SELECT id, CASE
                  WHEN NOT (status = ANY($4)) THEN 'finished'
                  WHEN status = $3 AND lease_until > now() AND NOT holder_dead THEN 'leased'
+                 WHEN source = $7 THEN 'claimed'
                  WHEN initialized THEN 'cancelled'
                  WHEN current_sequence IS DISTINCT FROM code_event_sequence THEN 'superseded'
                  WHEN code_encrypted IS NULL OR expires_at IS NULL OR expires_at <= now() THEN 'expired'
@@ -169,7 +183,9 @@ pub async fn claim_many(
                 COALESCE(changed.attempts, ctx.attempts) AS attempts, ctx.channel, ctx.lane, ctx.recipient,
                 ctx.locale, ctx.code_event_sequence, ctx.user_id, ctx.org_id, ctx.display_name, ctx.given_name,
                 ctx.family_name, ctx.username, ctx.initialized, ctx.org_name, ctx.login_methods,
-                ctx.code_encrypted, ctx.expires_at, ctx.url_template, ctx.application_name, ctx.current_sequence
+                ctx.code_encrypted, ctx.expires_at, ctx.url_template, ctx.application_name, ctx.current_sequence,
+                ctx.zitadel_provider, ctx.zitadel_event, ctx.message_encrypted, ctx.zitadel_received_at,
+                ctx.org_language, ctx.use_herald_invite_template
          FROM ctx JOIN decided v ON v.id = ctx.id LEFT JOIN changed ON changed.id = ctx.id"
     ))
     .bind(ids)
@@ -178,6 +194,7 @@ pub async fn claim_many(
     .bind(DeliveryStatus::WAITING.map(DeliveryStatus::as_str).to_vec())
     .bind(holder.process)
     .bind(holder.dead_after.as_secs_f64())
+    .bind(DeliverySource::Zitadel.as_str())
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(|row| row.into_claim(lease_until)).collect()
@@ -211,6 +228,8 @@ struct ClaimRow {
     url_template: Option<String>,
     application_name: Option<String>,
     current_sequence: Option<i64>,
+    #[sqlx(flatten)]
+    zitadel: super::zitadel::ClaimedMessage,
 }
 
 impl ClaimRow {
@@ -242,6 +261,7 @@ impl ClaimRow {
                 url_template: self.url_template,
                 application_name: self.application_name,
                 current_sequence: self.current_sequence,
+                zitadel: self.zitadel.stored(),
             })),
             stale => Claim::Stale(word(stale)?),
         };
@@ -253,7 +273,10 @@ impl ClaimRow {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeliveryRow {
     pub id: i64,
-    pub user_id: String,
+    /// None for a ZITADEL delivery: its user is ZITADEL's.
+    pub user_id: Option<String>,
+    /// `invite` or `zitadel` ([`DeliverySource`]).
+    pub source: String,
     pub org_id: String,
     pub channel: String,
     pub recipient: String,
@@ -266,7 +289,8 @@ pub struct DeliveryRow {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-const DELIVERY_COLUMNS: &str = "id, user_id, org_id, channel, recipient, template, status, attempts, last_error,
+const DELIVERY_COLUMNS: &str =
+    "id, user_id, source, org_id, channel, recipient, template, status, attempts, last_error,
                                 created_at, updated_at, sent_at";
 
 /// Filters of the operators' listing; `None` matches everything.
@@ -351,21 +375,23 @@ pub struct ReplayCandidate {
     pub user_id: String,
     pub org_id: String,
     pub status: String,
-    /// The delivery's code is the user's current one, unexpired and unverified.
+    /// The delivery's code is the user's current one, unexpired and unverified;
+    /// always for a ZITADEL delivery, whose code herald cannot replace.
     pub code_current: bool,
 }
 
 pub async fn lock_for_replay(conn: &mut PgConnection, id: i64) -> Result<Option<ReplayCandidate>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT d.id, d.user_id, d.org_id, d.status,
-                (NOT u.initialized AND c.event_sequence = d.code_event_sequence
-                 AND c.code_encrypted IS NOT NULL AND c.expires_at > now()) IS TRUE AS code_current
-         FROM deliveries d JOIN users u ON u.id = d.user_id
+        "SELECT d.id, COALESCE(d.user_id, '') AS user_id, d.org_id, d.status,
+                (d.source = $2 OR (NOT u.initialized AND c.event_sequence = d.code_event_sequence
+                 AND c.code_encrypted IS NOT NULL AND c.expires_at > now())) IS TRUE AS code_current
+         FROM deliveries d LEFT JOIN users u ON u.id = d.user_id
          LEFT JOIN invite_codes c ON c.user_id = d.user_id
          WHERE d.id = $1
          FOR UPDATE OF d",
     )
     .bind(id)
+    .bind(DeliverySource::Zitadel.as_str())
     .fetch_optional(conn)
     .await
 }

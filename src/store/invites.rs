@@ -236,3 +236,72 @@ pub async fn write_issues(conn: &mut PgConnection, writes: &[IssueWrite]) -> Res
     .fetch_all(conn)
     .await
 }
+
+/// For each recipient: the deliveries made to it since `since`, counted up to `cap`
+/// (a limit needs to know no more), and when the oldest of them was made. Served
+/// by `deliveries_by_recipient` (migration 0007).
+pub async fn recent_by_recipient(
+    conn: &mut PgConnection,
+    recipients: &[&str],
+    since: DateTime<Utc>,
+    cap: i64,
+) -> Result<Vec<(String, i64, Option<DateTime<Utc>>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT k.key, w.n, w.oldest FROM unnest($1::text[]) AS k(key)
+         CROSS JOIN LATERAL (
+             SELECT count(*) AS n, min(created_at) AS oldest FROM (
+                 SELECT d.created_at FROM deliveries d WHERE d.recipient = k.key AND d.created_at > $2
+                 ORDER BY d.created_at LIMIT $3) x
+         ) w",
+    )
+    .bind(recipients)
+    .bind(since)
+    .bind(cap)
+    .fetch_all(conn)
+    .await
+}
+
+/// For each organization: the transactional codes it sent since `since` (by the
+/// minute, `org_send_counts`), and the minute of the oldest of them.
+pub async fn recent_by_org(
+    conn: &mut PgConnection,
+    orgs: &[&str],
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, i64, Option<DateTime<Utc>>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT k.key, coalesce(sum(c.sent), 0)::bigint, min(c.minute) FROM unnest($1::text[]) AS k(key)
+         LEFT JOIN org_send_counts c ON c.org_id = k.key AND c.minute >= date_trunc('minute', $2::timestamptz)
+         GROUP BY k.key",
+    )
+    .bind(orgs)
+    .bind(since)
+    .fetch_all(conn)
+    .await
+}
+
+/// Adds what each organization sent at `at` to its minute, and drops its minutes
+/// older than two hours. Run after the commit that sent them, in a statement of its
+/// own: inside the transaction, the minute's row would serialise an
+/// organization's concurrent resends.
+pub async fn count_org_sends(
+    conn: &mut PgConnection,
+    sent: &[(&str, i32)],
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH added AS (
+             INSERT INTO org_send_counts (org_id, minute, sent)
+             SELECT org_id, date_trunc('minute', $3::timestamptz), n FROM unnest($1::text[], $2::int[]) AS k(org_id, n)
+             ORDER BY org_id
+             ON CONFLICT (org_id, minute) DO UPDATE SET sent = org_send_counts.sent + EXCLUDED.sent
+         )
+         DELETE FROM org_send_counts
+         WHERE org_id = ANY($1) AND minute < date_trunc('minute', $3::timestamptz) - interval '2 hours'",
+    )
+    .bind(sent.iter().map(|s| s.0).collect::<Vec<_>>())
+    .bind(sent.iter().map(|s| s.1).collect::<Vec<_>>())
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

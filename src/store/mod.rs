@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod processes;
 pub mod tokens;
 pub mod users;
+pub mod zitadel;
 
 use std::str::FromStr;
 use std::time::Duration;

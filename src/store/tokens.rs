@@ -42,11 +42,20 @@ pub async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<TokenRow>, 
     sqlx::query_as("SELECT * FROM api_tokens WHERE id = $1").bind(id).fetch_optional(conn).await
 }
 
+/// Revokes the token `id` and every token made with it, down the line
+/// (`created_by` names the maker); tokens revoked before keep their time.
 pub async fn revoke(conn: &mut PgConnection, id: &str, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
-        .bind(id)
-        .bind(at)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "WITH RECURSIVE made AS (
+             SELECT id FROM api_tokens WHERE id = $1
+             UNION
+             SELECT t.id FROM api_tokens t JOIN made ON t.created_by = made.id
+         )
+         UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id IN (SELECT id FROM made)",
+    )
+    .bind(id)
+    .bind(at)
+    .execute(conn)
+    .await?;
     Ok(())
 }

@@ -15,7 +15,7 @@ use crate::smtp::SmtpServer;
 
 /// Runs `herald <args>` on the app's database, queue prefix and key; waits for it
 /// to exit (a minute at most).
-async fn herald(app: &TestApp, args: &[&str]) -> Output {
+pub async fn herald(app: &TestApp, args: &[&str]) -> Output {
     let s = &app.settings;
     let delays: Vec<String> =
         s.delivery.retry_delays.iter().map(|d| herald::queue::Topology::delay_label(*d)).collect();
@@ -35,7 +35,7 @@ async fn herald(app: &TestApp, args: &[&str]) -> Output {
 }
 
 /// Asserts exit status 0 and returns stdout.
-fn success(out: &Output) -> String {
+pub fn success(out: &Output) -> String {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     stdout.into_owned()

@@ -22,6 +22,7 @@ fn settings() -> InviteSettings {
         default_url_template: UrlTemplate::parse("https://default.example.com/?code={{.Code}}").unwrap(),
         default_application_name: "Default".into(),
         max_codes_per_user_per_hour: 10,
+        limits: crate::invite::Limits { per_recipient: 20, per_org: 1000 },
     }
 }
 

@@ -163,7 +163,14 @@ impl RequestHandler {
                 self.metrics.bulk_request(ids::TOKEN_INVALID);
                 return Disposition::Dead { reason: "unknown job or token".into() };
             }
-            Err(e) => return self.after_transient(req, users, &e).await,
+            Err(e) if e.is_transient() => return self.after_transient(req, users, &e).await,
+            Err(e) => {
+                // The same request would fail the same way (an id the database
+                // refuses): parked for an operator, never retried.
+                tracing::warn!(cause = %e.cause(), "resend request refused; parking it in the dead queue");
+                self.metrics.bulk_request(&e.id);
+                return Disposition::Dead { reason: format!("refused: {}", e.message()) };
+            }
         };
         // At most MAX_USERS_PER_MESSAGE (< USERS_IN_FLIGHT) users; the semaphore is never closed.
         let _permits = self.users_in_flight.acquire_many(users.len() as u32).await;
@@ -226,6 +233,9 @@ impl RequestHandler {
         let Some(job) = &req.job_id else { return Disposition::Dead { reason } };
         let rows: Vec<(&str, &str, &str)> =
             users.iter().map(|user| (job.as_str(), user.as_str(), ATTEMPTS_EXHAUSTED)).collect();
+        let rows: Vec<(&str, std::borrow::Cow<'_, str>, &str)> =
+            rows.into_iter().map(|(j, u, e)| (j, crate::domain::storable(u), e)).collect();
+        let rows: Vec<(&str, &str, &str)> = rows.iter().map(|(j, u, e)| (*j, u.as_ref(), *e)).collect();
         let recorded = async {
             let mut conn = self.pool.acquire().await?;
             store::bulk::record_failures(&mut conn, &rows).await

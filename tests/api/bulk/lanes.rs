@@ -84,8 +84,12 @@ async fn a_transactional_resend_is_mailed_while_a_job_of_5000_runs() {
 /// settled: the lane's messages of cancelled deliveries are acked without a send.
 async fn stop_job_mails(app: &TestApp, job_id: &str) {
     sqlx::query(
+        // Locked in id order, as herald locks deliveries, so this cannot deadlock
+        // with a claim or the relay.
         "UPDATE deliveries SET status = 'cancelled', lease_until = NULL
-         WHERE job_id = $1 AND status IN ('queued', 'retrying', 'sending')",
+         WHERE id IN (SELECT id FROM deliveries
+                      WHERE job_id = $1 AND status IN ('queued', 'retrying', 'sending')
+                      ORDER BY id FOR UPDATE)",
     )
     .bind(job_id)
     .execute(&app.pool)

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{amqp, eventually, ok_json, parked, publish, settled, spawn_app_with, WAIT};
+use crate::helpers::{amqp, eventually, ok_json, parked, publish, settled, spawn_app_with, TestApp, WAIT};
 use crate::ops_helpers::{send_codes, with_mail};
 use crate::smtp::SmtpServer;
 
@@ -11,13 +11,7 @@ use crate::smtp::SmtpServer;
 async fn a_request_from_an_outside_producer_is_served_and_a_malformed_one_is_parked() {
     // Arrange: two users with mailed codes.
     let smtp = SmtpServer::start().await;
-    let app = spawn_app_with(with_mail(&smtp)).await;
-    let org = app.create_org().await;
-    let ada = app.create_user(&org, Some("ada@example.com"), None).await;
-    let bob = app.create_user(&org, Some("bob@example.com"), None).await;
-    send_codes(&app, &[ada.clone(), bob.clone()]).await;
-    smtp.wait_for("ada@example.com", 1, WAIT).await;
-    smtp.wait_for("bob@example.com", 1, WAIT).await;
+    let (app, ada, bob) = two_mailed_users(&smtp).await;
     let conn = amqp().await;
     let exchange = app.settings.amqp.prefix.clone();
     let request = |user: &str| json!({"v": 1, "userId": user}).to_string().into_bytes();
@@ -137,13 +131,7 @@ async fn the_same_user_requested_three_times_at_once_gets_three_codes_one_after_
 async fn a_producer_message_may_name_several_users_and_must_name_some() {
     // Arrange: two users with mailed codes.
     let smtp = SmtpServer::start().await;
-    let app = spawn_app_with(with_mail(&smtp)).await;
-    let org = app.create_org().await;
-    let ada = app.create_user(&org, Some("ada@example.com"), None).await;
-    let bob = app.create_user(&org, Some("bob@example.com"), None).await;
-    send_codes(&app, &[ada.clone(), bob.clone()]).await;
-    smtp.wait_for("ada@example.com", 1, WAIT).await;
-    smtp.wait_for("bob@example.com", 1, WAIT).await;
+    let (app, ada, bob) = two_mailed_users(&smtp).await;
     let conn = amqp().await;
     let exchange = app.settings.amqp.prefix.clone();
 
@@ -170,4 +158,16 @@ async fn a_producer_message_may_name_several_users_and_must_name_some() {
     }
     assert_eq!(smtp.mails_to("ada@example.com").len(), 2, "the parked requests resent nobody");
     assert_eq!(smtp.mails_to("bob@example.com").len(), 2, "the parked requests resent nobody");
+}
+
+/// herald with mail, and Ada and Bob, whose first invites have arrived.
+async fn two_mailed_users(smtp: &SmtpServer) -> (TestApp, String, String) {
+    let app = spawn_app_with(with_mail(smtp)).await;
+    let org = app.create_org().await;
+    let ada = app.create_user(&org, Some("ada@example.com"), None).await;
+    let bob = app.create_user(&org, Some("bob@example.com"), None).await;
+    send_codes(&app, &[ada.clone(), bob.clone()]).await;
+    smtp.wait_for("ada@example.com", 1, WAIT).await;
+    smtp.wait_for("bob@example.com", 1, WAIT).await;
+    (app, ada, bob)
 }
