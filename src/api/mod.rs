@@ -60,9 +60,10 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// 200 when the database and the broker answer; else 503 saying which is down,
-/// or that the broker blocks publishing (a memory or disk alarm: resends are still
-/// accepted, and published once it clears).
+/// 200 when the database and the broker answer; else 503 saying which is not.
+///
+/// The broker may also be `blocked` (a memory or disk alarm): resends are still
+/// accepted then, and published once it clears.
 #[utoipa::path(get, path = "/readyz", tag = "service", security(()),
     responses((status = 200, body = openapi::Ready, description = "The database and the broker answer"),
               (status = 503, body = openapi::Ready, description = "Which of them is down, or that the broker blocks publishing")))]

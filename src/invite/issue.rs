@@ -42,14 +42,31 @@ impl InviteService {
         // other, as two separate requests would be: one statement writes each
         // user at most once.
         let mut pending: Vec<usize> = (0..items.len()).collect();
+        if self.outage.is_on() {
+            pending.clear();
+        }
         while !pending.is_empty() {
             let mut seen = HashSet::new();
             let (round, later): (Vec<usize>, Vec<usize>) =
                 pending.into_iter().partition(|&i| seen.insert(items[i].user_id));
-            if let Err(e) = self.issue_round(&items, &round, &mut results).await {
-                self.after_failed_round(&items, &round, e, &mut results).await;
+            match self.issue_round(&items, &round, &mut results).await {
+                Ok(()) => pending = later,
+                // The database does not answer: rerunning the requests (or the next
+                // round) would make each wait for a connection again, past the 5 s a
+                // caller may wait (docs/ARCHITECTURE.md, "What each fault does now").
+                Err(e) if e.is_transient() => {
+                    self.outage.begin();
+                    tracing::warn!(cause = %e.cause(), "the database does not answer; resends answer 503 for a moment");
+                    break;
+                }
+                Err(e) => {
+                    self.after_failed_round(&items, &round, e, &mut results).await;
+                    pending = later;
+                }
             }
-            pending = later;
+        }
+        for r in results.iter_mut().filter(|r| r.is_none()) {
+            *r = Some(Err(Error::unavailable(anyhow::anyhow!("the database does not answer"))));
         }
         results.into_iter().map(|r| r.unwrap_or_else(|| Err(unanswered()))).collect()
     }

@@ -110,6 +110,29 @@ pub struct InviteService {
     ids: Arc<IdGenerator>,
     settings: Arc<InviteSettings>,
     on_delivery: Option<DeliveryHook>,
+    /// Set when a transaction met a database that does not answer: for a moment
+    /// after, resends answer 503 at once instead of each waiting for a connection.
+    outage: Outage,
+}
+
+/// A moment during which the database is taken to be down (shared by the clones of
+/// one service, so by every worker of a process).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Outage(Arc<std::sync::atomic::AtomicI64>);
+
+impl Outage {
+    /// How long a failed connection is believed: long enough that the requests
+    /// queued behind a failed transaction do not each wait for a connection again,
+    /// short enough that a database back answers at once.
+    const HOLD_MS: i64 = 1_000;
+
+    pub(crate) fn begin(&self) {
+        self.0.store(chrono::Utc::now().timestamp_millis() + Self::HOLD_MS, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_on(&self) -> bool {
+        chrono::Utc::now().timestamp_millis() < self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Debug for InviteService {
@@ -128,7 +151,7 @@ pub struct ResendRequest {
 
 impl InviteService {
     pub fn new(pool: PgPool, cipher: CodeCipher, ids: Arc<IdGenerator>, settings: InviteSettings) -> Self {
-        InviteService { pool, cipher, ids, settings: Arc::new(settings), on_delivery: None }
+        InviteService { pool, cipher, ids, settings: Arc::new(settings), on_delivery: None, outage: Outage::default() }
     }
 
     /// Registers what to do with each newly recorded delivery once it is committed.

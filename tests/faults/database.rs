@@ -56,11 +56,9 @@ impl<'a> Load<'a> {
     }
 }
 
-// Fails today: while PostgreSQL is down a resend waits the pool's 5 s acquire
-// timeout, and a grouped resend that failed so runs each request again alone and
-// waits 5 s more (`invite::issue::after_failed_round`), so answers come after up to
-// 10 s. Run it with `cargo test --test faults -- --ignored`.
-#[ignore = "answers take up to 10 s while PostgreSQL is down (issue 12): a grouped resend reruns after the pool timeout"]
+// While PostgreSQL is down a resend waits at most the pool's 3 s for a connection,
+// and the resends queued behind a failed transaction answer 503 at once
+// (`invite::Outage`), so no answer comes after 5 s.
 #[actix_web::test]
 async fn postgres_stopped_10_s_each_resend_answers_200_or_503_at_once_and_each_200_gets_one_mail() {
     // Arrange
