@@ -7,6 +7,7 @@
 pub mod bulk;
 pub mod deliveries;
 pub mod delivery_log;
+pub mod delivery_views;
 mod error;
 pub mod events;
 pub mod invites;
