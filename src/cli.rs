@@ -17,7 +17,7 @@ use crate::domain::contact::{mask_email, mask_phone};
 use crate::domain::{Channel, DeliveryStatus};
 use crate::ops::{BulkService, ReplayOutcome, ReplayService, Selection};
 use crate::queue::{AmqpLink, Publisher, Topology};
-use crate::startup::{open_database, services};
+use crate::startup::{open_database, read_only_services, services};
 use crate::store::deliveries::DeliveryFilter;
 
 /// A progress display: a bar for people, a line every few seconds for logs.
@@ -142,9 +142,11 @@ pub async fn bulk_resend(settings: &Settings, org: &str, ids_file: Option<&Path>
     }
 }
 
-async fn replay_service(settings: &Settings) -> anyhow::Result<ReplayService> {
+/// `read_only`: the command only reads, and takes no ID node lease.
+async fn replay_service(settings: &Settings, read_only: bool) -> anyhow::Result<ReplayService> {
     let pool = open_database(settings).await?;
-    let s = services(settings, pool.clone()).await?;
+    let s =
+        if read_only { read_only_services(settings, pool.clone())? } else { services(settings, pool.clone()).await? };
     // No relay here: the running herald's relay publishes requeued rows within a
     // second.
     Ok(ReplayService::new(pool, s.invites, crate::metrics::Metrics::new(), None))
@@ -159,7 +161,7 @@ fn mask(channel: &str, recipient: &str) -> String {
 
 /// `herald deliveries list`.
 pub async fn list_deliveries(settings: &Settings, filter: DeliveryFilter, limit: i64) -> anyhow::Result<()> {
-    let replay = replay_service(settings).await?;
+    let replay = replay_service(settings, true).await?;
     let (rows, next) =
         replay.list(&Principal::cli(), filter, limit, None).await.map_err(|e| anyhow::anyhow!(e.message()))?;
     println!(
@@ -186,7 +188,7 @@ pub async fn list_deliveries(settings: &Settings, filter: DeliveryFilter, limit:
 
 /// `herald deliveries show ID`.
 pub async fn show_delivery(settings: &Settings, id: i64) -> anyhow::Result<()> {
-    let replay = replay_service(settings).await?;
+    let replay = replay_service(settings, true).await?;
     let (d, attempts) = replay.get(&Principal::cli(), id).await.map_err(|e| anyhow::anyhow!(e.message()))?;
     println!("delivery   {}", d.id);
     println!("user       {} (organization {})", d.user_id, d.org_id);
@@ -220,7 +222,7 @@ pub enum ReplayTarget {
 
 /// `herald deliveries replay`.
 pub async fn replay(settings: &Settings, target: ReplayTarget, dry_run: bool, reissue: bool) -> anyhow::Result<()> {
-    let replay = replay_service(settings).await?;
+    let replay = replay_service(settings, dry_run).await?;
     let cli = Principal::cli();
     match target {
         ReplayTarget::One(id) => {

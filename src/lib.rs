@@ -28,7 +28,8 @@
 //! Beside the way of a resend: [`ops`], operators' tools (user import, bulk
 //! re-invites through the resend-request queue, replay of dead deliveries) and
 //! [`cli`], their subcommands; [`config`] and [`telemetry`], layered settings and the
-//! tracing subscriber.
+//! tracing subscriber; [`liveness`], the process's row and heartbeat (its ID node
+//! lease, and what lets another process take over its claims when it dies).
 
 pub mod api;
 pub mod auth;
@@ -40,6 +41,7 @@ pub mod delivery;
 pub mod directory;
 pub mod domain;
 pub mod invite;
+pub mod liveness;
 pub mod metrics;
 pub mod ops;
 pub mod queue;

@@ -27,10 +27,12 @@ use crate::auth::Authenticator;
 use crate::channels::{EmailSender, SmsSender};
 use crate::config::{Role, Settings};
 use crate::delivery::relay::Kick;
-use crate::delivery::{DeliveryWorker, OutboxRelay, Pipeline, RetryPolicy};
+use crate::delivery::{DeliveryWorker, OutboxRelay, Pipeline, RetryPolicy, SweepTerms, Sweeper};
 use crate::directory::Directory;
+use crate::domain::id::READ_ONLY_NODE;
 use crate::domain::{CodeCipher, IdGenerator, UrlTemplate};
 use crate::invite::{InviteService, InviteSettings};
+use crate::liveness::ProcessLease;
 use crate::metrics::Metrics;
 use crate::ops::bulk::RequestHandler;
 use crate::ops::{BulkService, BulkWorker, ReplayService};
@@ -57,6 +59,8 @@ pub struct Application {
     link: LinkHandle,
     consumers: Vec<Addr<QueueConsumer>>,
     grace: Duration,
+    /// Keeps this process's row beating (its ID node and its claims); dropped last.
+    lease: Option<ProcessLease>,
 }
 
 /// Opens the database: creates it if missing, migrates unless told not to.
@@ -81,15 +85,40 @@ pub struct Services {
     pub invites: InviteService,
     pub cipher: CodeCipher,
     pub ids: Arc<IdGenerator>,
+    /// This process's row and heartbeat, which lease `ids` its node number (none
+    /// for read-only commands). The heartbeat stops when this drops.
+    pub lease: Option<ProcessLease>,
 }
 
-/// Builds the domain services.
+/// Builds the domain services, with a leased ID node (docs/ARCHITECTURE.md,
+/// "Guarantees": no two live processes mint with one node).
 ///
 /// # Errors
 /// Invalid settings (the crypto key) or a database that does not answer.
 pub async fn services(settings: &Settings, pool: PgPool) -> anyhow::Result<Services> {
-    let node = store::allocate_node_id(&pool).await.context("allocating an ID node number")?;
-    let ids = Arc::new(IdGenerator::new(node));
+    let lease =
+        crate::liveness::lease(&pool, &settings.database.url, settings.delivery.process_dead_after, DELIVERY_LEASE)
+            .await
+            .context("leasing an ID node number")?;
+    let ids = lease.ids.clone();
+    services_with(settings, pool, ids, Some(lease))
+}
+
+/// The services of a command that only reads (`herald deliveries list`): no
+/// process row and no node lease; its generator uses the node never leased.
+///
+/// # Errors
+/// Invalid settings (the crypto key).
+pub fn read_only_services(settings: &Settings, pool: PgPool) -> anyhow::Result<Services> {
+    services_with(settings, pool, Arc::new(IdGenerator::new(READ_ONLY_NODE)), None)
+}
+
+fn services_with(
+    settings: &Settings,
+    pool: PgPool,
+    ids: Arc<IdGenerator>,
+    lease: Option<ProcessLease>,
+) -> anyhow::Result<Services> {
     let cipher = CodeCipher::new(&settings.crypto_key()?);
     let invite_settings = InviteSettings {
         code_length: settings.invite.code_length,
@@ -105,6 +134,7 @@ pub async fn services(settings: &Settings, pool: PgPool) -> anyhow::Result<Servi
         invites: InviteService::new(pool.clone(), cipher.clone(), ids.clone(), invite_settings),
         cipher,
         ids,
+        lease,
     })
 }
 
@@ -127,13 +157,23 @@ impl Application {
         if let Ok(false) = store::autovacuum_on(&pool).await {
             tracing::warn!("PostgreSQL runs without autovacuum: deliveries slow down unless the tables are vacuumed");
         }
-        let services = services(&settings, pool.clone()).await?;
+        let mut services = services(&settings, pool.clone()).await?;
+        let lease = services.lease.take();
+        let liveness = match &lease {
+            Some(l) => l.liveness.clone(),
+            None => crate::liveness::Liveness::detached(DELIVERY_LEASE),
+        };
         let metrics = Metrics::new();
 
         let topology = Topology::new(&settings.amqp.prefix, &settings.delivery.retry_delays);
         let link = AmqpLink::start(settings.amqp.url.clone(), topology.clone());
         let publisher = Publisher::start(link.clone());
         let relay = OutboxRelay::start(pool.clone(), link.clone(), publisher.clone(), topology.exchange());
+        let terms = SweepTerms {
+            dead_after: settings.delivery.process_dead_after,
+            republish_after: settings.delivery.republish_after,
+        };
+        Sweeper::start(pool.clone(), relay.clone(), terms);
         // A kick is a tiny, idempotent notification: do_send (no mailbox bound) is
         // fine, and the relay coalesces kicks that arrive during a sweep.
         let kick: crate::invite::DeliveryHook = Arc::new(move |_id| relay.do_send(Kick));
@@ -156,6 +196,7 @@ impl Application {
                     lease: DELIVERY_LEASE,
                 }),
                 metrics: metrics.clone(),
+                liveness,
                 batches: None,
             };
             let requests =
@@ -235,7 +276,7 @@ impl Application {
             tracing::info!(roles = ?settings.roles, "started without the HTTP API");
             (None, None)
         };
-        Ok(Application { port, server, pool, link, consumers, grace: settings.shutdown.grace })
+        Ok(Application { port, server, pool, link, consumers, grace: settings.shutdown.grace, lease })
     }
 
     /// The bound HTTP port (with the api role).
@@ -267,6 +308,11 @@ impl Application {
             let _ = s.await;
         }
         let _ = self.link.addr.send(Close).await;
+        // The heartbeat marks the row ended: what this process still held is taken
+        // over at once by the others.
+        if let Some(lease) = self.lease {
+            lease.end(&self.pool).await;
+        }
         tracing::info!("stopped");
         Ok(())
     }

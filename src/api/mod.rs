@@ -21,6 +21,7 @@ use crate::invite::InviteService;
 use crate::metrics::Metrics;
 use crate::ops::{BulkService, ReplayService};
 use crate::queue::link::LinkHandle;
+use crate::queue::BrokerState;
 
 /// What every handler can reach. The resends' [`crate::invite::Grouped`] is app
 /// data of its own, one per actix-web worker (built in `startup`): its batching
@@ -53,13 +54,17 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// 200 when the database and the broker answer; else 503 saying which is down.
+/// 200 when the database and the broker answer; else 503 saying which is down,
+/// or that the broker blocks publishing (a memory or disk alarm: resends are still
+/// accepted, and published once it clears).
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = crate::store::ping(&state.pool).await;
-    let broker = state.link.as_ref().is_some_and(|l| l.is_up());
-    let word = |ok: bool| if ok { "ok" } else { "down" };
-    let body = serde_json::json!({"database": word(database), "broker": word(broker)});
-    if database && broker {
+    let broker = state.link.as_ref().map_or(BrokerState::Down, |l| l.state());
+    let body = serde_json::json!({
+        "database": if database { "ok" } else { "down" },
+        "broker": broker.as_str(),
+    });
+    if database && broker == BrokerState::Up {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

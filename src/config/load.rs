@@ -87,6 +87,12 @@ impl Settings {
         if self.delivery.max_attempts == 0 {
             return Err(invalid("delivery.max_attempts", "must be at least 1"));
         }
+        if self.delivery.republish_after.is_zero() {
+            return Err(invalid("delivery.republish_after", "must be longer than zero"));
+        }
+        if self.delivery.process_dead_after < std::time::Duration::from_secs(1) {
+            return Err(invalid("delivery.process_dead_after", "must be at least 1s"));
+        }
         if self.email.smtp_connections == 0 {
             return Err(invalid("email.smtp_connections", "must be at least 1"));
         }

@@ -92,6 +92,14 @@ pub struct Delivery {
     #[serde(deserialize_with = "durations")]
     pub retry_delays: Vec<Duration>,
     pub max_attempts: u32,
+    /// A delivery still `queued` this long after it was published, or `retrying`
+    /// this long past its retry time, lost its message: the sweeper publishes it again.
+    #[serde(deserialize_with = "duration")]
+    pub republish_after: Duration,
+    /// A herald process silent this long is dead: its claims are taken over and its
+    /// ID node may be leased again.
+    #[serde(deserialize_with = "duration")]
+    pub process_dead_after: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -6,7 +6,9 @@
 //!   plain async function;
 //! - [`retry`]: what an attempt's result means ([`retry::decide`]), as pure functions;
 //! - [`worker`]: [`DeliveryWorker`], the generic `queue::Worker` shell over the pipeline;
-//! - [`relay`]: [`OutboxRelay`], which publishes committed deliveries.
+//! - [`relay`]: [`OutboxRelay`], which publishes committed deliveries;
+//! - [`sweeper`]: [`Sweeper`], which hands back to the outbox the deliveries whose
+//!   message was lost or whose worker died.
 //!
 //! Every decision is recorded in PostgreSQL before the message is acknowledged.
 
@@ -14,10 +16,12 @@ pub mod message;
 pub mod pipeline;
 pub mod relay;
 pub mod retry;
+pub mod sweeper;
 pub mod worker;
 
 pub use message::{outgoing, outgoing_many, traceparent, DeliveryMessage, IDS_PER_MESSAGE, MESSAGE_TYPE};
 pub use pipeline::{Batches, Pipeline};
 pub use relay::OutboxRelay;
 pub use retry::RetryPolicy;
+pub use sweeper::{SweepTerms, Sweeper};
 pub use worker::DeliveryWorker;

@@ -16,10 +16,12 @@ use super::retry::{self, Attempt, Attempted, RetryPolicy};
 use crate::batch::Batcher;
 use crate::channels::{EmailSender, OutgoingEmail, OutgoingSms, SendEmail, SendError, SendSms, SmsSender};
 use crate::domain::{Channel, CodeCipher, DeliveryStatus, LoginMethod, UrlTemplate};
+use crate::liveness::Liveness;
 use crate::metrics::Metrics;
 use crate::queue::{Disposition, Handle, Incoming};
 use crate::render::{InviteData, RenderEmail, RenderSms, Renderer};
-use crate::store::{self, deliveries::AttemptRecord, deliveries::Claim, deliveries::DeliveryContext};
+use crate::store::deliveries::{AttemptRecord, Claim, DeliveryContext, Holder};
+use crate::store::{self};
 
 /// Deliveries being handled at once per worker (a multi-delivery message counts
 /// each): bounds memory, as `amqp.prefetch` counts messages.
@@ -39,6 +41,9 @@ pub struct Pipeline {
     pub sms: Addr<SmsSender>,
     pub policy: Arc<RetryPolicy>,
     pub metrics: Metrics,
+    /// This process's row: the holder of its claims, and the heartbeat that
+    /// extends the lease of every delivery in work here.
+    pub liveness: Liveness,
     /// Claims and attempt records gathered into set-based statements (see
     /// [`Pipeline::batched`]); without them each delivery runs its own.
     pub batches: Option<Batches>,
@@ -48,8 +53,21 @@ pub struct Pipeline {
 #[derive(Clone)]
 pub struct Batches {
     claims: Batcher<i64, Result<Claim, String>>,
-    records: Batcher<AttemptRecord, Result<(), String>>,
+    records: Batcher<AttemptRecord, Result<bool, String>>,
     in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+/// The first pause between two tries of an attempt record; it doubles up to
+/// [`RECORD_PAUSE_MAX`].
+const RECORD_PAUSE_FIRST: Duration = Duration::from_millis(100);
+const RECORD_PAUSE_MAX: Duration = Duration::from_secs(5);
+
+fn next_pause(pause: Duration) -> Duration {
+    (pause * 2).min(RECORD_PAUSE_MAX)
+}
+
+fn holder(liveness: &Liveness) -> Holder {
+    Holder { process: liveness.process(), dead_after: liveness.dead_after() }
 }
 
 /// One claim per submitted id, in order. A delivery submitted twice in one batch
@@ -81,11 +99,11 @@ impl Pipeline {
     /// claims and records many deliveries per statement instead of one. Call it on
     /// the thread that will run the deliveries (the batchers live there).
     pub fn batched(mut self) -> Self {
-        let (pool, lease) = (self.pool.clone(), self.lease());
+        let (pool, lease, liveness) = (self.pool.clone(), self.lease(), self.liveness.clone());
         let claims = Batcher::start(BATCH_MAX, BATCH_CONCURRENCY, move |ids: Vec<i64>| {
-            let pool = pool.clone();
+            let (pool, holder) = (pool.clone(), holder(&liveness));
             async move {
-                match store::deliveries::claim_many(&pool, &ids, lease).await {
+                match store::deliveries::claim_many(&pool, &ids, lease, holder).await {
                     Ok(found) => answer_claims(&ids, found).into_iter().map(Ok).collect(),
                     Err(e) => ids.iter().map(|_| Err(e.to_string())).collect(),
                 }
@@ -96,7 +114,7 @@ impl Pipeline {
             let pool = pool.clone();
             async move {
                 match store::delivery_log::record_attempts(&pool, &records).await {
-                    Ok(()) => vec![Ok(()); records.len()],
+                    Ok(written) => records.iter().map(|r| Ok(written.contains(&r.delivery_id))).collect(),
                     // One failed statement must not leave a whole batch of sent
                     // deliveries to be sent again: record each on its own.
                     Err(e) => {
@@ -104,7 +122,7 @@ impl Pipeline {
                         let mut results = Vec::with_capacity(records.len());
                         for r in records {
                             let one = store::delivery_log::record_attempts(&pool, std::slice::from_ref(&r)).await;
-                            results.push(one.map_err(|e| e.to_string()));
+                            results.push(one.map(|w| !w.is_empty()).map_err(|e| e.to_string()));
                         }
                         results
                     }
@@ -123,17 +141,43 @@ impl Pipeline {
     async fn claim(&self, id: i64) -> Result<Claim, String> {
         match &self.batches {
             Some(b) => b.claims.submit(id).await.unwrap_or_else(|| Err("claim batcher stopped".into())),
-            None => store::deliveries::claim_many(&self.pool, &[id], self.lease())
+            None => store::deliveries::claim_many(&self.pool, &[id], self.lease(), holder(&self.liveness))
                 .await
                 .map(|mut found| found.pop().map_or(Claim::Missing, |(_, c)| c))
                 .map_err(|e| e.to_string()),
         }
     }
 
-    async fn record(&self, record: AttemptRecord) -> Result<(), String> {
+    /// Records an attempt: `Ok(true)` written, `Ok(false)` not ours any more (the
+    /// claim was taken over: a later attempt owns the row).
+    async fn record_once(&self, record: AttemptRecord) -> Result<bool, String> {
         match &self.batches {
             Some(b) => b.records.submit(record).await.unwrap_or_else(|| Err("record batcher stopped".into())),
-            None => store::delivery_log::record_attempts(&self.pool, &[record]).await.map_err(|e| e.to_string()),
+            None => store::delivery_log::record_attempts(&self.pool, &[record])
+                .await
+                .map(|w| !w.is_empty())
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Records an attempt, again and again with a growing pause while the database
+    /// fails, for twice the lease: a mail the provider accepted must not be sent a
+    /// second time because of a blip (docs/ARCHITECTURE.md, "Guarantees"). The
+    /// caller holds the delivery meanwhile, so its lease does not run out under a
+    /// live process. A record is safe to repeat (it writes only under its claim).
+    async fn record(&self, record: AttemptRecord) -> Result<bool, String> {
+        let deadline = Instant::now() + self.policy.lease * 2;
+        let mut pause = RECORD_PAUSE_FIRST;
+        loop {
+            match self.record_once(record.clone()).await {
+                Ok(written) => return Ok(written),
+                Err(e) if Instant::now() + pause >= deadline => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?pause, "cannot record the attempt; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = next_pause(pause);
+                }
+            }
         }
     }
 
@@ -183,6 +227,10 @@ impl Pipeline {
     /// One delivery: claim, attempt, decide, record. `body` is the message for
     /// this delivery alone (what a retry of the claim sends).
     async fn deliver(&self, id: i64, body: Vec<u8>) -> Disposition {
+        // Held from the claim to the record: the heartbeat extends the lease while
+        // the send waits for an SMTP connection or the record is retried, so the
+        // lease cannot run out under a live worker.
+        let _held = self.liveness.hold(id);
         let ctx = match self.claim(id).await {
             Ok(Claim::Claimed(ctx)) => ctx,
             Ok(Claim::Missing) => {
@@ -235,12 +283,23 @@ impl Pipeline {
             next_attempt_at: r.next_attempt_at,
             provider_message_id: r.provider_message_id,
         };
-        if let Err(e) = self.record(record).await {
-            // The row still says `sending` under a lease; the message comes back
-            // and is claimed again once the lease ends (a duplicate is possible
-            // only if it was in fact sent: the duplicate window of docs/ARCHITECTURE.md, "Guarantees").
-            tracing::error!(error = %e, outcome = %r.outcome, "cannot record the attempt; retrying later");
-            return Disposition::Retry { delay: self.shortest_delay(), body };
+        match self.record(record).await {
+            Ok(true) => {}
+            // Another worker took the claim over (this process was silent past
+            // `delivery.process_dead_after`, or the lease ran out): the row is
+            // theirs, and this late attempt must not overwrite theirs.
+            Ok(false) => {
+                tracing::warn!(attempt, outcome = %r.outcome, "attempt not recorded: the claim was taken over");
+                return Disposition::Ack;
+            }
+            Err(e) => {
+                // The row still says `sending`; once this process lets go of it, the
+                // lease runs out and the message (or the sweeper) brings it back. A
+                // duplicate is possible only if it was in fact sent: the duplicate
+                // window of docs/ARCHITECTURE.md, "Guarantees".
+                tracing::error!(error = %e, outcome = %r.outcome, "cannot record the attempt; retrying later");
+                return Disposition::Retry { delay: self.shortest_delay(), body };
+            }
         }
         self.metrics.delivery(ctx.channel, r.status);
         let error = r.error.as_deref().unwrap_or("");
@@ -330,5 +389,16 @@ mod tests {
         let answers = answer_claims(&[1, 2, 1, 3], found);
         let shown: Vec<String> = answers.iter().map(|c| format!("{c:?}")).collect();
         assert_eq!(shown, ["Stale(Expired)", "Finished(Sent)", "Leased", "Missing"]);
+    }
+
+    #[test]
+    fn record_pauses_double_up_to_a_cap() {
+        let mut pause = RECORD_PAUSE_FIRST;
+        let mut seen = vec![];
+        for _ in 0..8 {
+            seen.push(pause.as_millis());
+            pause = next_pause(pause);
+        }
+        assert_eq!(seen, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
     }
 }

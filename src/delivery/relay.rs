@@ -1,8 +1,14 @@
 //! `OutboxRelay`: publishes deliveries that are committed but not yet on the
 //! broker. Kicked right after each commit (fast path) and on a one-second tick
-//! (sweep after a broker outage or a crash). `FOR UPDATE SKIP LOCKED` lets one
-//! relay per process share the outbox; a row is marked published only after the
-//! broker confirmed its message.
+//! (sweep after a broker outage or a crash). `FOR UPDATE SKIP LOCKED` and a
+//! committed claim (`publishing_until`) let one relay per process share the
+//! outbox; a row is marked published only after the broker confirmed its message.
+//!
+//! No transaction stays open while the broker is waited for (docs/ARCHITECTURE.md,
+//! "Guarantees": a blocked broker): the claim commits first, the publish waits at
+//! most `CONFIRM_TIMEOUT`, and what was not confirmed is handed back (or its claim
+//! runs out if this process dies). A resend that supersedes a row being published
+//! never waits on it. While the broker is blocked or down the relay does not sweep.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,12 +19,15 @@ use sqlx::PgPool;
 use super::message::{outgoing, outgoing_many, IDS_PER_MESSAGE};
 use crate::domain::{Channel, Lane};
 use crate::queue::link::LinkHandle;
-use crate::queue::{Publish, Publisher};
+use crate::queue::publisher::CONFIRM_TIMEOUT;
+use crate::queue::{BrokerState, Publish, Publisher};
 use crate::store;
 
-/// Rows per transaction: big enough to amortise the confirm round trip, small
-/// enough to keep row locks short.
+/// Rows per claim: big enough to amortise the confirm round trip.
 const BATCH: i64 = 500;
+/// How long a relay's claim of outbox rows holds: past the confirm timeout, so a
+/// live relay always marks or hands back its rows first.
+const PUBLISH_LEASE: Duration = Duration::from_secs(CONFIRM_TIMEOUT.as_secs() * 3);
 const TICK: Duration = Duration::from_secs(1);
 
 /// Request: there may be something to publish now.
@@ -28,8 +37,8 @@ pub struct Kick;
 
 pub struct OutboxRelay {
     pool: PgPool,
-    /// No sweep while the broker is down: the rows wait, and the link's own log
-    /// says why.
+    /// No sweep while the broker is down or blocked: the rows wait, and the
+    /// link's own log says why.
     link: LinkHandle,
     publisher: Addr<Publisher>,
     exchange: String,
@@ -44,7 +53,7 @@ impl OutboxRelay {
     }
 
     fn sweep(&mut self, ctx: &mut Context<Self>) {
-        if !self.link.is_up() {
+        if self.link.state() != BrokerState::Up {
             return;
         }
         if self.running {
@@ -74,11 +83,10 @@ impl OutboxRelay {
     }
 }
 
-/// One batch: take (marked published), publish with confirms, hand back what
-/// was not confirmed, commit.
+/// One batch: claim (committed), publish with confirms outside any transaction,
+/// mark what was confirmed, hand back the rest.
 async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) -> anyhow::Result<usize> {
-    let mut tx = pool.begin().await?;
-    let rows = store::outbox::take_unpublished(&mut tx, BATCH).await?;
+    let rows = store::outbox::take_unpublished(pool, BATCH, PUBLISH_LEASE).await?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -104,12 +112,29 @@ async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) 
             members.push(chunk.to_vec());
         }
     }
-    let results = publisher.send(Publish(messages)).await?;
-    let unconfirmed: Vec<i64> = unconfirmed(&members, &results).into_iter().map(|i| rows[i].id).collect();
-    if !unconfirmed.is_empty() {
-        store::outbox::unmark_published(&mut tx, &unconfirmed).await?;
+    let results = match publisher.send(Publish(messages)).await {
+        Ok(results) => results,
+        Err(e) => {
+            let all: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            store::outbox::release(pool, &all).await?;
+            anyhow::bail!("publisher unavailable: {e}");
+        }
+    };
+    let failed_rows: std::collections::HashSet<usize> = unconfirmed(&members, &results).into_iter().collect();
+    let (mut confirmed, mut unconfirmed) = (Vec::new(), Vec::new());
+    for (i, r) in rows.iter().enumerate() {
+        if failed_rows.contains(&i) {
+            unconfirmed.push(r.id)
+        } else {
+            confirmed.push(r.id)
+        }
     }
-    tx.commit().await?;
+    if !confirmed.is_empty() {
+        store::outbox::mark_published(pool, &confirmed).await?;
+    }
+    if !unconfirmed.is_empty() {
+        store::outbox::release(pool, &unconfirmed).await?;
+    }
     let failed = unconfirmed.len();
     tracing::debug!(published = rows.len() - failed, failed, "outbox relay swept");
     if let Some(Err(e)) = results.into_iter().find(|r| r.is_err()) {

@@ -1,9 +1,14 @@
 //! Snowflake-style IDs: decimal strings, unique, roughly time-ordered (API.md §1).
 //!
 //! 41 bits of milliseconds since 2024-01-01, 10 bits of node, 12 bits of sequence.
-//! The node number comes from a PostgreSQL sequence at start-up (`store::ids`), so up
-//! to 1024 herald processes that share a database never mint the same ID.
+//! The node number is leased from PostgreSQL (`store::processes`, kept by the
+//! process's heartbeat in `liveness`), so no two live herald processes that share a
+//! database mint with the same node; a process that loses its lease (silent past
+//! `delivery.process_dead_after` while another took the number) is given a new one
+//! with [`IdGenerator::set_node`]. Commands that only read use [`READ_ONLY_NODE`],
+//! which is never leased.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
 use chrono::Utc;
@@ -13,9 +18,14 @@ const EPOCH_MS: i64 = 1_704_067_200_000;
 const NODE_BITS: u32 = 10;
 const SEQ_BITS: u32 = 12;
 
+/// The node of commands that mint no ids (`herald deliveries list`): they take no
+/// lease, and the lease never hands this number out.
+pub const READ_ONLY_NODE: u16 = 1023;
+
 #[derive(Debug)]
 pub struct IdGenerator {
-    node: i64,
+    /// The leased node number; it changes only when the lease was lost.
+    node: AtomicI64,
     /// (last millisecond used, sequence within it). A mutex rather than an atomic:
     /// the two must move together, and the critical section is a few instructions.
     state: Mutex<(i64, i64)>,
@@ -23,7 +33,20 @@ pub struct IdGenerator {
 
 impl IdGenerator {
     pub fn new(node: u16) -> Self {
-        IdGenerator { node: i64::from(node) & ((1 << NODE_BITS) - 1), state: Mutex::new((0, 0)) }
+        IdGenerator { node: AtomicI64::new(Self::masked(node)), state: Mutex::new((0, 0)) }
+    }
+
+    fn masked(node: u16) -> i64 {
+        i64::from(node) & ((1 << NODE_BITS) - 1)
+    }
+
+    /// Mints with `node` from now on (a new lease after the old one was lost).
+    pub fn set_node(&self, node: u16) {
+        self.node.store(Self::masked(node), Ordering::SeqCst);
+    }
+
+    pub fn node(&self) -> u16 {
+        self.node.load(Ordering::SeqCst) as u16
     }
 
     /// A new ID, strictly greater than every ID this generator returned before.
@@ -43,7 +66,7 @@ impl IdGenerator {
             (last + 1, 0)
         };
         *state = (ms, seq);
-        (ms << (NODE_BITS + SEQ_BITS)) | (self.node << SEQ_BITS) | seq
+        (ms << (NODE_BITS + SEQ_BITS)) | (self.node.load(Ordering::SeqCst) << SEQ_BITS) | seq
     }
 
     pub fn next_string(&self) -> String {
@@ -71,5 +94,14 @@ mod tests {
         let (a, b) = (IdGenerator::new(1), IdGenerator::new(2));
         let xs: std::collections::HashSet<_> = (0..1000).map(|_| a.next_i64()).collect();
         assert!((0..1000).all(|_| !xs.contains(&b.next_i64())));
+    }
+
+    #[test]
+    fn a_new_node_shows_in_the_next_id() {
+        let g = IdGenerator::new(5);
+        let node_of = |id: i64| (id >> SEQ_BITS) & ((1 << NODE_BITS) - 1);
+        assert_eq!(node_of(g.next_i64()), 5);
+        g.set_node(9);
+        assert_eq!((g.node(), node_of(g.next_i64())), (9, 9));
     }
 }

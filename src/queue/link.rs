@@ -6,7 +6,7 @@
 //! (publisher, consumers) get `LinkStatus::Up` with the new connection and
 //! `LinkStatus::Down` when it is lost, and re-arm themselves.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,27 +45,70 @@ pub struct AmqpLink {
     conn: Option<Arc<Connection>>,
     /// Consecutive failed attempts; sets the backoff before the next one.
     failures: u32,
-    /// Read by `/readyz` without a round trip to the actor.
-    up: Arc<AtomicBool>,
+    /// Read by `/readyz` and the outbox relay without a round trip to the actor.
+    state: Arc<AtomicU8>,
     closing: bool,
+}
+
+/// What the broker lets herald do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerState {
+    /// Connected and accepting publishes.
+    Up,
+    /// Connected, but the broker blocks publishing (a memory or disk alarm): a
+    /// publish would wait until the alarm clears, so the outbox relay waits instead.
+    Blocked,
+    Down,
+}
+
+impl BrokerState {
+    /// The word `/readyz` answers (docs/API.md §7).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrokerState::Up => "ok",
+            BrokerState::Blocked => "blocked",
+            BrokerState::Down => "down",
+        }
+    }
+
+    fn from_u8(n: u8) -> Self {
+        match n {
+            1 => BrokerState::Up,
+            2 => BrokerState::Blocked,
+            _ => BrokerState::Down,
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            BrokerState::Down => 0,
+            BrokerState::Up => 1,
+            BrokerState::Blocked => 2,
+        }
+    }
 }
 
 /// A handle on the link: its address and whether it is up.
 #[derive(Clone)]
 pub struct LinkHandle {
     pub addr: Addr<AmqpLink>,
-    up: Arc<AtomicBool>,
+    state: Arc<AtomicU8>,
 }
 
 impl std::fmt::Debug for LinkHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LinkHandle").field("up", &self.is_up()).finish()
+        f.debug_struct("LinkHandle").field("state", &self.state()).finish()
     }
 }
 
 impl LinkHandle {
+    /// Connected (publishing may still be blocked: see [`LinkHandle::state`]).
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
+        self.state() != BrokerState::Down
+    }
+
+    pub fn state(&self) -> BrokerState {
+        BrokerState::from_u8(self.state.load(Ordering::Relaxed))
     }
 }
 
@@ -73,18 +116,18 @@ impl AmqpLink {
     /// Starts the link under a supervisor; it connects in the background, so this
     /// returns at once even when the broker is unreachable.
     pub fn start(url: String, topology: Topology) -> LinkHandle {
-        let up = Arc::new(AtomicBool::new(false));
-        let flag = up.clone();
+        let state = Arc::new(AtomicU8::new(BrokerState::Down.to_u8()));
+        let flag = state.clone();
         let addr = Supervisor::start(move |_| AmqpLink {
             url,
             topology,
             subscribers: Vec::new(),
             conn: None,
             failures: 0,
-            up: flag,
+            state: flag,
             closing: false,
         });
-        LinkHandle { addr, up }
+        LinkHandle { addr, state }
     }
 
     /// 0 for the first try, then 0.5s, 1s, 2s … capped at 30s.
@@ -94,6 +137,10 @@ impl AmqpLink {
         }
         let ms = 500u64.saturating_mul(1 << self.failures.min(6).saturating_sub(1));
         Duration::from_millis(ms.min(30_000))
+    }
+
+    fn set(&self, state: BrokerState) {
+        self.state.store(state.to_u8(), Ordering::Relaxed);
     }
 
     fn broadcast(&mut self, status: LinkStatus) {
@@ -108,10 +155,7 @@ async fn connect(url: String, topology: Topology) -> Result<Connection, lapin::E
     // Named after the prefix, so an operator (or a test) can tell the processes apart.
     let props = ConnectionProperties::default().with_connection_name(format!("herald {}", topology.prefix).into());
     let conn = Connection::connect(&url, props).await?;
-    let ch = conn.create_channel().await?;
-    topology.declare(&ch).await?;
-    // The declaring channel has done its work; a failure to close it is harmless.
-    let _ = ch.close(200, "topology declared".into()).await;
+    topology.declare_all(&conn).await?;
     Ok(conn)
 }
 
@@ -129,7 +173,7 @@ impl Actor for AmqpLink {
                     ctx.add_stream(conn.events_listener());
                     let conn = Arc::new(conn);
                     act.conn = Some(conn.clone());
-                    act.up.store(true, Ordering::Relaxed);
+                    act.set(BrokerState::Up);
                     act.broadcast(LinkStatus::Up(conn));
                 }
                 Err(e) => {
@@ -144,7 +188,7 @@ impl Actor for AmqpLink {
 
 impl Supervised for AmqpLink {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.up.store(false, Ordering::Relaxed);
+        self.set(BrokerState::Down);
         if self.conn.take().is_some() {
             self.broadcast(LinkStatus::Down);
         }
@@ -162,8 +206,20 @@ impl StreamHandler<Event> for AmqpLink {
                 ctx.stop();
             }
             Event::Error(e) => tracing::warn!(error = %e, "broker reported a channel error"),
-            Event::ConnectionBlocked(reason) => tracing::warn!(%reason, "broker blocked the connection"),
-            Event::ConnectionUnblocked => tracing::info!("broker unblocked the connection"),
+            // A memory or disk alarm: publishes would hang until it clears. Tracked
+            // so the relay leaves the outbox alone and `/readyz` says so.
+            Event::ConnectionBlocked(reason) => {
+                tracing::warn!(%reason, "broker blocked the connection");
+                if self.conn.is_some() {
+                    self.set(BrokerState::Blocked);
+                }
+            }
+            Event::ConnectionUnblocked => {
+                tracing::info!("broker unblocked the connection");
+                if self.conn.is_some() {
+                    self.set(BrokerState::Up);
+                }
+            }
             _ => {}
         }
     }
@@ -199,7 +255,7 @@ impl Handler<Close> for AmqpLink {
 
     fn handle(&mut self, _: Close, _ctx: &mut Self::Context) -> Self::Result {
         self.closing = true;
-        self.up.store(false, Ordering::Relaxed);
+        self.set(BrokerState::Down);
         let conn = self.conn.take();
         self.broadcast(LinkStatus::Down);
         Box::pin(

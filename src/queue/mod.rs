@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use consumer::{Disposition, Incoming, QueueConsumer};
-pub use link::{AmqpLink, LinkStatus};
+pub use link::{AmqpLink, BrokerState, LinkStatus};
 pub use publisher::{Publish, PublishError, Publisher};
 pub use topology::{Topology, WorkQueue};
 pub use worker::{Handle, Worker};

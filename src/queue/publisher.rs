@@ -2,8 +2,11 @@
 //!
 //! A publish succeeds only when the broker confirmed it *and* did not return it as
 //! unroutable. Callers see every failure; nothing is marked published otherwise.
+//! A publish that is not confirmed within [`CONFIRM_TIMEOUT`] fails (a blocked
+//! broker never confirms): callers hand such work back and try again later.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use futures_util::future::join_all;
@@ -14,6 +17,10 @@ use tokio::sync::Mutex;
 
 use super::link::{LinkHandle, LinkStatus, Subscribe};
 use super::Outgoing;
+
+/// How long a batch may wait for its confirms. Under a memory or disk alarm the
+/// broker stops reading, and neither the publish nor its confirm would ever end.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -27,6 +34,8 @@ pub enum PublishError {
     Unavailable(String),
     #[error("broker error: {0}")]
     Amqp(#[from] lapin::Error),
+    #[error("broker did not confirm within {0:?}")]
+    Timeout(Duration),
 }
 
 /// Request: publish these messages; one result per message, in order.
@@ -165,6 +174,19 @@ impl Handler<Publish> for Publisher {
 
     fn handle(&mut self, msg: Publish, _ctx: &mut Self::Context) -> Self::Result {
         let shared = self.shared.clone();
-        Box::pin(async move { shared.publish(msg.0).await })
+        Box::pin(async move {
+            let n = msg.0.len();
+            match tokio::time::timeout(CONFIRM_TIMEOUT, shared.publish(msg.0)).await {
+                Ok(results) => results,
+                Err(_) => {
+                    // The channel may hold the broker's half-finished state: start afresh
+                    // (unless another publish is opening one right now; never wait here).
+                    if let Ok(mut ch) = shared.channel.try_lock() {
+                        *ch = None;
+                    }
+                    (0..n).map(|_| Err(PublishError::Timeout(CONFIRM_TIMEOUT))).collect()
+                }
+            }
+        })
     }
 }

@@ -8,7 +8,7 @@
 //! | `<p>.bulk.email` / `.bulk.sms` | quorum queues, keys `bulk.email` / `bulk.sms` | deliveries of bulk re-invites: transactional ones never wait behind them |
 //! | `<p>.resend-requests` | quorum queue, key `resend.request` | bulk re-invites, apart from transactional work |
 //! | `<p>.retry.<delay>` | quorum queue with `x-message-ttl`, bound to `<p>.retry` by key `<delay>` | waits, then dead-letters to `<p>` |
-//! | `<p>.dead` | quorum queue, key `dead` | parked deliveries for inspection and replay |
+//! | `<p>.dead` | quorum queue, key `dead`, at most [`DEAD_MAX_LENGTH`] messages (oldest dropped) | parked deliveries for inspection |
 //!
 //! A retried message is published to `<p>.retry` with routing key `<delay>` and its
 //! original routing key as `CC`. The retry exchange has no binding for the CC key,
@@ -20,12 +20,18 @@ use std::time::Duration;
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
 
 /// A poison message redelivered more often than this (consumer crashes, nacks)
 /// is dead-lettered instead of looping. Quorum queues of RabbitMQ 3.10 have no
 /// default limit.
 const DELIVERY_LIMIT: i64 = 20;
+
+/// The bound of `<p>.dead`. The database holds the truth (each dead delivery's row
+/// says `dead` with its last error, and replay works from the rows); the queue is
+/// the operators' view, so past the bound its oldest messages are dropped
+/// (`drop-head`) rather than letting a flood of failures fill the broker's disk.
+pub const DEAD_MAX_LENGTH: i64 = 100_000;
 
 pub const KEY_EMAIL: &str = "delivery.email";
 pub const KEY_SMS: &str = "delivery.sms";
@@ -141,6 +147,51 @@ impl Topology {
     }
 
     /// Declares everything; safe to repeat (after every reconnect).
+    pub async fn declare_all(&self, conn: &Connection) -> Result<(), lapin::Error> {
+        let ch = conn.create_channel().await?;
+        self.declare(&ch).await?;
+        // The declaring channel has done its work; a failure to close it is harmless.
+        let _ = ch.close(200, "topology declared".into()).await;
+        self.declare_dead(conn).await
+    }
+
+    /// `<p>.dead` with its bound. A deployment whose dead queue an older herald
+    /// declared without one answers PRECONDITION_FAILED (a queue's arguments never
+    /// change): that queue is used as it is, with a warning; bound it by deleting
+    /// it once empty (herald declares it again) or with a policy (README, "What
+    /// herald survives").
+    async fn declare_dead(&self, conn: &Connection) -> Result<(), lapin::Error> {
+        let ch = conn.create_channel().await?;
+        let mut args = quorum();
+        args.insert("x-max-length".into(), AMQPValue::LongLongInt(DEAD_MAX_LENGTH));
+        args.insert("x-overflow".into(), string("drop-head"));
+        let name = self.dead_queue();
+        match self.queue(&ch, &name, args, &self.exchange(), KEY_DEAD).await {
+            Ok(()) => {
+                let _ = ch.close(200, "dead queue declared".into()).await;
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(queue = %name, error = %e, "dead queue declared earlier without a bound; using it as it is");
+                let ch = conn.create_channel().await?;
+                let passive = QueueDeclareOptions { passive: true, durable: true, ..Default::default() };
+                ch.queue_declare(name.as_str().into(), passive, FieldTable::default()).await?;
+                let bind = QueueBindOptions::default();
+                ch.queue_bind(
+                    name.as_str().into(),
+                    self.exchange().as_str().into(),
+                    KEY_DEAD.into(),
+                    bind,
+                    FieldTable::default(),
+                )
+                .await?;
+                let _ = ch.close(200, "dead queue found".into()).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Declares the exchanges, work queues and retry queues on `ch`.
     pub async fn declare(&self, ch: &Channel) -> Result<(), lapin::Error> {
         let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
         ch.exchange_declare(self.exchange().into(), ExchangeKind::Direct, durable, FieldTable::default()).await?;
@@ -168,8 +219,6 @@ impl Topology {
             args.insert("x-overflow".into(), string("reject-publish"));
             self.queue(ch, &self.retry_queue(*d), args, &self.retry_exchange(), &Self::retry_key(*d)).await?;
         }
-
-        self.queue(ch, &self.dead_queue(), quorum(), &self.exchange(), KEY_DEAD).await?;
         Ok(())
     }
 

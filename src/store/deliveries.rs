@@ -16,7 +16,7 @@ use sqlx::PgConnection;
 use crate::domain::{Channel, DeliveryStatus, Lane};
 
 pub use super::delivery_log::{attempts, record_attempts, AttemptRecord, AttemptRow};
-pub use super::outbox::{outbox_backlog, take_unpublished, unmark_published, Unpublished};
+pub use super::outbox::{outbox_backlog, take_unpublished, Unpublished};
 
 /// Reads a word of a text column (a status, channel, lane) as its type; a word
 /// the type does not know is a decoding error, never a default.
@@ -95,9 +95,18 @@ pub enum Claim {
     Claimed(Box<DeliveryContext>),
 }
 
-/// Claims deliveries for sending (`queued|retrying → sending`, with a lease), or
-/// says for each why not. A `sending` row whose lease ran out (its worker died) can
-/// be claimed again. Stale deliveries are ended by the same statement
+/// Who claims: the claiming process's row (`herald_processes`), and how long a
+/// process may be silent before it counts as dead.
+#[derive(Debug, Clone, Copy)]
+pub struct Holder {
+    pub process: i64,
+    pub dead_after: std::time::Duration,
+}
+
+/// Claims deliveries for sending (`queued|retrying → sending`, with a lease, held
+/// by `holder`'s process), or says for each why not. A `sending` row whose lease
+/// ran out, or whose holder's process is dead (docs/ARCHITECTURE.md, "Guarantees":
+/// `kill -9`), can be claimed again. Stale deliveries are ended by the same statement
 /// (docs/ARCHITECTURE.md, "Guarantees": a stale code is never sent).
 ///
 /// One statement for the whole set: it locks the rows (in id order, so two
@@ -108,17 +117,21 @@ pub async fn claim_many(
     pool: &sqlx::PgPool,
     ids: &[i64],
     lease: chrono::Duration,
+    holder: Holder,
 ) -> Result<Vec<(i64, Claim)>, sqlx::Error> {
     let lease_until = Utc::now() + lease;
-    let rows: Vec<ClaimRow> = sqlx::query_as::<_, ClaimRow>(
+    let dead = super::processes::dead_rule("$6");
+    let rows: Vec<ClaimRow> = sqlx::query_as::<_, ClaimRow>(&format!(
         "WITH ctx AS (
              SELECT d.id, d.status, d.lease_until, d.attempts, d.channel, d.lane, d.recipient, d.locale,
                     d.code_event_sequence, d.user_id, d.org_id,
                     u.display_name, u.given_name, u.family_name, u.username, u.initialized,
                     o.name AS org_name, o.login_methods,
                     c.code_encrypted, c.expires_at, c.url_template, c.application_name,
-                    c.event_sequence AS current_sequence
+                    c.event_sequence AS current_sequence,
+                    {dead} AS holder_dead
              FROM deliveries d
+             LEFT JOIN herald_processes p ON p.id = d.claimed_by
              JOIN users u ON u.id = d.user_id
              JOIN organizations o ON o.id = d.org_id
              LEFT JOIN invite_codes c ON c.user_id = d.user_id
@@ -128,7 +141,7 @@ pub async fn claim_many(
          ), decided AS (
              SELECT id, CASE
                  WHEN NOT (status = ANY($4)) THEN 'finished'
-                 WHEN status = $3 AND lease_until > now() THEN 'leased'
+                 WHEN status = $3 AND lease_until > now() AND NOT holder_dead THEN 'leased'
                  WHEN initialized THEN 'cancelled'
                  WHEN current_sequence IS DISTINCT FROM code_event_sequence THEN 'superseded'
                  WHEN code_encrypted IS NULL OR expires_at IS NULL OR expires_at <= now() THEN 'expired'
@@ -139,6 +152,7 @@ pub async fn claim_many(
                  status = CASE WHEN v.verdict = 'claimed' THEN $3 ELSE v.verdict END,
                  attempts = x.attempts + CASE WHEN v.verdict = 'claimed' THEN 1 ELSE 0 END,
                  lease_until = CASE WHEN v.verdict = 'claimed' THEN $2 ELSE NULL END,
+                 claimed_by = CASE WHEN v.verdict = 'claimed' THEN $5 ELSE NULL END,
                  updated_at = now()
              FROM decided v
              WHERE x.id = v.id AND v.verdict IN ('claimed', 'cancelled', 'superseded', 'expired')
@@ -149,12 +163,14 @@ pub async fn claim_many(
                 ctx.locale, ctx.code_event_sequence, ctx.user_id, ctx.org_id, ctx.display_name, ctx.given_name,
                 ctx.family_name, ctx.username, ctx.initialized, ctx.org_name, ctx.login_methods,
                 ctx.code_encrypted, ctx.expires_at, ctx.url_template, ctx.application_name, ctx.current_sequence
-         FROM ctx JOIN decided v ON v.id = ctx.id LEFT JOIN changed ON changed.id = ctx.id",
-    )
+         FROM ctx JOIN decided v ON v.id = ctx.id LEFT JOIN changed ON changed.id = ctx.id"
+    ))
     .bind(ids)
     .bind(lease_until)
     .bind(DeliveryStatus::Sending.as_str())
     .bind(DeliveryStatus::WAITING.map(DeliveryStatus::as_str).to_vec())
+    .bind(holder.process)
+    .bind(holder.dead_after.as_secs_f64())
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(|row| row.into_claim(lease_until)).collect()

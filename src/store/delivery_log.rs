@@ -22,28 +22,39 @@ pub struct AttemptRecord {
 }
 
 /// Records attempts and moves their deliveries on: one statement for the whole
-/// set (so one transaction and one round trip). Each delivery appears at most once
-/// (its claim's lease makes the sender the only one recording it).
-pub async fn record_attempts(pool: &sqlx::PgPool, records: &[AttemptRecord]) -> Result<(), sqlx::Error> {
+/// set (so one transaction and one round trip). Only a record whose delivery is
+/// still `sending` under the same attempt is written: the claim of that attempt
+/// still holds, so a late attempt (its lease taken over by another worker, which
+/// counted a new attempt) never overwrites a later one (docs/ARCHITECTURE.md,
+/// "Guarantees"). This also makes a record safe to repeat after an error whose
+/// commit is unknown. Returns the delivery ids whose record was written.
+pub async fn record_attempts(pool: &sqlx::PgPool, records: &[AttemptRecord]) -> Result<Vec<i64>, sqlx::Error> {
     let col = |f: fn(&AttemptRecord) -> Option<&str>| records.iter().map(f).collect::<Vec<_>>();
-    sqlx::query(
+    sqlx::query_scalar(
         "WITH r AS (
              SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::text[], $5::text[], $6::int[],
                                   $7::text[], $8::timestamptz[], $9::text[])
                  AS r(delivery_id, attempt, started_at, outcome, error, duration_ms, status, next_attempt_at,
                       provider_message_id)
          ), locked AS (
-             -- In id order, as claims lock them, so the two never deadlock.
-             SELECT id FROM deliveries WHERE id IN (SELECT delivery_id FROM r) ORDER BY id FOR UPDATE
+             -- In id order, as claims lock them, so the two never deadlock. Locking
+             -- reads the newest version of each row, so the check below sees any
+             -- claim committed meanwhile.
+             SELECT id, status, attempts FROM deliveries WHERE id IN (SELECT delivery_id FROM r)
+             ORDER BY id FOR UPDATE
+         ), held AS (
+             SELECT r.* FROM r JOIN locked l ON l.id = r.delivery_id
+             WHERE l.status = $11 AND l.attempts = r.attempt
          ), attempt AS (
              INSERT INTO delivery_attempts (delivery_id, attempt, started_at, outcome, error, duration_ms)
-             SELECT delivery_id, attempt, started_at, outcome, error, duration_ms FROM r
+             SELECT delivery_id, attempt, started_at, outcome, error, duration_ms FROM held
          )
          UPDATE deliveries d SET status = r.status, last_error = COALESCE(r.error, d.last_error),
-                next_attempt_at = r.next_attempt_at, lease_until = NULL, updated_at = now(),
+                next_attempt_at = r.next_attempt_at, lease_until = NULL, claimed_by = NULL, updated_at = now(),
                 sent_at = CASE WHEN r.status = $10 THEN now() ELSE d.sent_at END,
                 provider_message_id = COALESCE(r.provider_message_id, d.provider_message_id)
-         FROM r JOIN locked l ON l.id = r.delivery_id WHERE d.id = r.delivery_id",
+         FROM held r WHERE d.id = r.delivery_id
+         RETURNING d.id",
     )
     .bind(records.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
     .bind(records.iter().map(|r| r.attempt).collect::<Vec<_>>())
@@ -55,9 +66,9 @@ pub async fn record_attempts(pool: &sqlx::PgPool, records: &[AttemptRecord]) -> 
     .bind(records.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
     .bind(col(|r| r.provider_message_id.as_deref()))
     .bind(DeliveryStatus::Sent.as_str())
-    .execute(pool)
-    .await?;
-    Ok(())
+    .bind(DeliveryStatus::Sending.as_str())
+    .fetch_all(pool)
+    .await
 }
 
 /// One attempt as operators see it.

@@ -12,6 +12,7 @@ pub mod events;
 pub mod invites;
 pub mod orgs;
 pub mod outbox;
+pub mod processes;
 pub mod tokens;
 pub mod users;
 

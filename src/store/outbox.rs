@@ -1,8 +1,6 @@
 //! The outbox side of `deliveries`: rows committed but not yet on the broker
 //! (docs/ARCHITECTURE.md, "Guarantees": nothing accepted is lost).
 
-use sqlx::PgConnection;
-
 use super::deliveries::word;
 use crate::domain::{Channel, Lane};
 
@@ -40,33 +38,93 @@ impl TryFrom<UnpublishedRow> for Unpublished {
     }
 }
 
-/// Takes up to `limit` queued deliveries that were never published, marking
-/// them published in the caller's transaction: the caller publishes them before
-/// it commits, and hands back with [`unmark_published`] those the broker did not
-/// confirm. One write per row (a lock, then an update, would be two). `SKIP
-/// LOCKED` lets any number of relays (one per process) share the outbox.
+/// Claims up to `limit` queued deliveries that were never published, for `lease`:
+/// the claim commits before the caller publishes (no row lock is held while the
+/// broker is waited for, so a resend superseding one of these rows never waits on
+/// the broker: docs/ARCHITECTURE.md, "Guarantees"). The caller then marks what the
+/// broker confirmed ([`mark_published`]) and hands back the rest ([`release`]); a
+/// claim whose relay died runs out and the rows are taken again. `SKIP LOCKED`
+/// and the lease let any number of relays (one per process) share the outbox.
 ///
 /// The status stays a literal in the statement: the partial index
 /// `deliveries_unpublished` (`status = 'queued'`) serves it only then.
-pub async fn take_unpublished(conn: &mut PgConnection, limit: i64) -> Result<Vec<Unpublished>, sqlx::Error> {
+pub async fn take_unpublished(
+    pool: &sqlx::PgPool,
+    limit: i64,
+    lease: std::time::Duration,
+) -> Result<Vec<Unpublished>, sqlx::Error> {
     let rows: Vec<UnpublishedRow> = sqlx::query_as(
-        "UPDATE deliveries SET published_at = now()
+        "UPDATE deliveries SET publishing_until = now() + make_interval(secs => $2)
          WHERE id IN (SELECT id FROM deliveries
                       WHERE published_at IS NULL AND status = 'queued'
+                        AND (publishing_until IS NULL OR publishing_until < now())
                       ORDER BY created_at
                       LIMIT $1
                       FOR UPDATE SKIP LOCKED)
          RETURNING id, channel, lane, attempts, request_id",
     )
     .bind(limit)
-    .fetch_all(conn)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
     .await?;
     rows.into_iter().map(Unpublished::try_from).collect()
 }
 
-pub async fn unmark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE deliveries SET published_at = NULL WHERE id = ANY($1)").bind(ids).execute(conn).await?;
+/// The broker confirmed these rows' messages. Whatever happened to a row since
+/// (claimed, superseded), its message is out.
+pub async fn mark_published(pool: &sqlx::PgPool, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE deliveries SET published_at = now(), publishing_until = NULL WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(pool)
+        .await?;
     Ok(())
+}
+
+/// The broker did not confirm these rows' messages: the next sweep takes them again.
+pub async fn release(pool: &sqlx::PgPool, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE deliveries SET publishing_until = NULL WHERE id = ANY($1) AND published_at IS NULL")
+        .bind(ids)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Deliveries that would never end on their own, handed back to the outbox
+/// (`queued`, unpublished) so the relay publishes them again: a `sending` row whose
+/// lease ran out or whose worker's process is dead, a `retrying` row
+/// `republish_after` past its retry time, a published `queued` row `republish_after`
+/// after its publish (the broker lost or dead-lettered its message). A duplicate
+/// message is harmless (the claim finds the row leased or finished); a lost one
+/// would leave the row waiting forever. `SKIP LOCKED`: any number of sweepers.
+/// Returns the ids handed back.
+pub async fn hand_back_stranded(
+    pool: &sqlx::PgPool,
+    dead_after: std::time::Duration,
+    republish_after: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let dead = super::processes::dead_rule("$1");
+    sqlx::query_scalar(&format!(
+        "WITH stranded AS (
+             SELECT d.id FROM deliveries d LEFT JOIN herald_processes p ON p.id = d.claimed_by
+             WHERE d.status IN ('queued', 'sending', 'retrying')
+               AND ((d.status = 'sending' AND (d.lease_until IS NULL OR d.lease_until < now() OR {dead}))
+                 OR (d.status = 'retrying' AND d.next_attempt_at < now() - make_interval(secs => $2))
+                 OR (d.status = 'queued' AND d.published_at < now() - make_interval(secs => $2)))
+             ORDER BY d.id
+             LIMIT $3
+             FOR UPDATE OF d SKIP LOCKED
+         )
+         UPDATE deliveries x SET status = 'queued', published_at = NULL, publishing_until = NULL,
+                lease_until = NULL, claimed_by = NULL, updated_at = now()
+         FROM stranded s WHERE x.id = s.id
+         RETURNING x.id"
+    ))
+    .bind(dead_after.as_secs_f64())
+    .bind(republish_after.as_secs_f64())
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }
 
 /// Queued deliveries not yet handed to the broker (the `/metrics` backlog).

@@ -17,6 +17,7 @@ mod helpers;
 mod import;
 mod ops_helpers;
 mod outbox;
+mod reliability;
 mod replay;
 mod resend;
 mod service;

@@ -1,0 +1,83 @@
+//! `Sweeper`: makes "every delivery ends in a final status" hold when a message is
+//! lost (docs/ARCHITECTURE.md, "Guarantees and how they are kept"). Every second
+//! it hands back to the outbox the deliveries that would otherwise wait forever
+//! (`store::outbox::hand_back_stranded`): `sending` under a dead process or a lease
+//! that ran out, `retrying` or published `queued` rows whose message the broker no
+//! longer holds (purged, or dead-lettered by a queue's `x-delivery-limit`), then
+//! kicks the relay, which publishes them again. `SKIP LOCKED`: every herald
+//! process runs one, and they never take the same row.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use sqlx::PgPool;
+
+use super::relay::{Kick, OutboxRelay};
+use crate::store;
+
+const TICK: Duration = Duration::from_secs(1);
+/// Rows handed back per statement; the sweeper goes on while it finds this many.
+const BATCH: i64 = 500;
+
+/// How the sweeper tells a lost delivery from one still on its way.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepTerms {
+    /// `delivery.process_dead_after`: past this silence a claim's process is dead.
+    pub dead_after: Duration,
+    /// `delivery.republish_after`: a message not consumed this long is lost.
+    pub republish_after: Duration,
+}
+
+pub struct Sweeper {
+    pool: PgPool,
+    relay: Addr<OutboxRelay>,
+    terms: SweepTerms,
+    running: bool,
+}
+
+impl Sweeper {
+    pub fn start(pool: PgPool, relay: Addr<OutboxRelay>, terms: SweepTerms) -> Addr<Sweeper> {
+        Supervisor::start(move |_| Sweeper { pool, relay, terms, running: false })
+    }
+
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
+        if self.running {
+            return;
+        }
+        self.running = true;
+        let (pool, relay, terms) = (self.pool.clone(), self.relay.clone(), self.terms);
+        let work = async move {
+            loop {
+                match store::outbox::hand_back_stranded(&pool, terms.dead_after, terms.republish_after, BATCH).await {
+                    Ok(ids) if ids.is_empty() => break,
+                    Ok(ids) => {
+                        tracing::warn!(n = ids.len(), first = ids[0], "deliveries stranded; publishing them again");
+                        relay.do_send(Kick);
+                        if (ids.len() as i64) < BATCH {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sweeper: cannot look for stranded deliveries");
+                        break;
+                    }
+                }
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(|_, act, _| act.running = false));
+    }
+}
+
+impl Actor for Sweeper {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(TICK, |act, ctx| act.sweep(ctx));
+    }
+}
+
+impl Supervised for Sweeper {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.running = false;
+    }
+}
