@@ -165,8 +165,9 @@ impl Application {
         };
         let metrics = Metrics::new();
 
-        let topology = Topology::new(&settings.amqp.prefix, &settings.delivery.retry_delays);
-        let link = AmqpLink::start(settings.amqp.url.clone(), topology.clone());
+        let topology = Topology::new(&settings.amqp.prefix, &settings.delivery.retry_delays)
+            .with_replicas(settings.amqp.quorum_replicas);
+        let link = AmqpLink::start(settings.amqp.nodes(), topology.clone());
         let publisher = Publisher::start(link.clone());
         let relay = OutboxRelay::start(pool.clone(), link.clone(), publisher.clone(), topology.exchange());
         let terms = SweepTerms {
@@ -239,7 +240,9 @@ impl Application {
             }
         }
 
-        let (port, server) = if settings.has_role(Role::Api) {
+        // A worker alone serves only `/healthz` and `/readyz` (its probes).
+        let api = settings.has_role(Role::Api);
+        let (port, server) = {
             let state = AppState {
                 auth: services.auth,
                 directory: services.directory,
@@ -263,7 +266,7 @@ impl Application {
                     .app_data(data.clone())
                     .app_data(resends)
                     .wrap(middleware::from_fn(api::request_id::middleware))
-                    .configure(api::configure)
+                    .configure(if api { api::configure } else { api::configure_health })
                     .default_service(web::to(api::rest::not_found))
             })
             .listen(listener)?
@@ -272,9 +275,6 @@ impl Application {
             .shutdown_timeout(settings.shutdown.grace.as_secs())
             .run();
             (Some(addr.port()), Some(server))
-        } else {
-            tracing::info!(roles = ?settings.roles, "started without the HTTP API");
-            (None, None)
         };
         Ok(Application { port, server, pool, link, consumers, grace: settings.shutdown.grace, lease })
     }

@@ -49,6 +49,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     connect::routes(cfg);
 }
 
+/// The probes alone, for a process without the api role: an orchestrator checks a
+/// worker the same way (docs/ARCHITECTURE.md, "Scaling out").
+pub fn configure_health(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz)).route("/readyz", web::get().to(readyz));
+}
+
 /// 200 while the process serves; says nothing of its dependencies (`/readyz` does).
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
