@@ -132,6 +132,10 @@ impl ProcessLease {
             if let Err(e) = processes::end(&mut conn, self.liveness.process()).await {
                 tracing::warn!(error = %e, "cannot mark this process ended; the others will see it silent");
             }
+            // Closed here rather than handed back: the process is about to exit, and
+            // a connection returned to the pool by a task the runtime drops on its
+            // way out would be dropped with no runtime left.
+            let _ = conn.close().await;
         }
     }
 }

@@ -173,6 +173,7 @@ impl Application {
         let terms = SweepTerms {
             dead_after: settings.delivery.process_dead_after,
             republish_after: settings.delivery.republish_after,
+            max_attempts: settings.delivery.max_attempts,
         };
         Sweeper::start(pool.clone(), relay.clone(), terms);
         // A kick is a tiny, idempotent notification: do_send (no mailbox bound) is

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use tracing::Instrument;
 
 use super::message::DeliveryMessage;
-use super::retry::{self, Attempt, Attempted, RetryPolicy};
+use super::retry::{self, next_record_pause, Attempt, Attempted, RetryPolicy, RECORD_PAUSE_FIRST};
 use crate::batch::Batcher;
 use crate::channels::{EmailSender, OutgoingEmail, OutgoingSms, SendEmail, SendError, SendSms, SmsSender};
 use crate::domain::{Channel, CodeCipher, DeliveryStatus, LoginMethod, UrlTemplate};
@@ -55,15 +55,6 @@ pub struct Batches {
     claims: Batcher<i64, Result<Claim, String>>,
     records: Batcher<AttemptRecord, Result<bool, String>>,
     in_flight: Arc<tokio::sync::Semaphore>,
-}
-
-/// The first pause between two tries of an attempt record; it doubles up to
-/// [`RECORD_PAUSE_MAX`].
-const RECORD_PAUSE_FIRST: Duration = Duration::from_millis(100);
-const RECORD_PAUSE_MAX: Duration = Duration::from_secs(5);
-
-fn next_pause(pause: Duration) -> Duration {
-    (pause * 2).min(RECORD_PAUSE_MAX)
 }
 
 fn holder(liveness: &Liveness) -> Holder {
@@ -175,7 +166,7 @@ impl Pipeline {
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?pause, "cannot record the attempt; trying again");
                     tokio::time::sleep(pause).await;
-                    pause = next_pause(pause);
+                    pause = next_record_pause(pause);
                 }
             }
         }
@@ -285,11 +276,12 @@ impl Pipeline {
         };
         match self.record(record).await {
             Ok(true) => {}
-            // Another worker took the claim over (this process was silent past
-            // `delivery.process_dead_after`, or the lease ran out): the row is
-            // theirs, and this late attempt must not overwrite theirs.
+            // The row moved on: an earlier try of this record committed though its
+            // answer was lost, or another worker took the claim over (this process
+            // was silent past `delivery.process_dead_after`, or the lease ran out)
+            // and the row is theirs: a late attempt must not overwrite theirs.
             Ok(false) => {
-                tracing::warn!(attempt, outcome = %r.outcome, "attempt not recorded: the claim was taken over");
+                tracing::warn!(attempt, outcome = %r.outcome, "attempt not recorded: the row is no longer this claim's");
                 return Disposition::Ack;
             }
             Err(e) => {
@@ -389,16 +381,5 @@ mod tests {
         let answers = answer_claims(&[1, 2, 1, 3], found);
         let shown: Vec<String> = answers.iter().map(|c| format!("{c:?}")).collect();
         assert_eq!(shown, ["Stale(Expired)", "Finished(Sent)", "Leased", "Missing"]);
-    }
-
-    #[test]
-    fn record_pauses_double_up_to_a_cap() {
-        let mut pause = RECORD_PAUSE_FIRST;
-        let mut seen = vec![];
-        for _ in 0..8 {
-            seen.push(pause.as_millis());
-            pause = next_pause(pause);
-        }
-        assert_eq!(seen, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
     }
 }

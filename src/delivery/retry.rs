@@ -20,6 +20,17 @@ pub struct RetryPolicy {
     pub lease: Duration,
 }
 
+/// The first pause between two tries of an attempt record that failed (the
+/// database blinked after the provider accepted the mail); it doubles up to
+/// [`RECORD_PAUSE_MAX`], and the tries go on for twice the lease.
+pub const RECORD_PAUSE_FIRST: Duration = Duration::from_millis(100);
+pub const RECORD_PAUSE_MAX: Duration = Duration::from_secs(5);
+
+/// The pause after `pause` between two tries of an attempt record.
+pub fn next_record_pause(pause: Duration) -> Duration {
+    (pause * 2).min(RECORD_PAUSE_MAX)
+}
+
 /// How an attempt ended, before it is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempted {
@@ -299,5 +310,16 @@ mod tests {
         assert_eq!(outcome.record.status, DeliveryStatus::Retrying);
         assert_eq!(outcome.record.next_attempt_at, Some(now + chrono::Duration::seconds(120)));
         assert!(matches!(outcome.disposition, Disposition::Retry { delay, .. } if delay == Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn record_pauses_double_up_to_a_cap() {
+        let mut pause = RECORD_PAUSE_FIRST;
+        let mut seen = vec![];
+        for _ in 0..8 {
+            seen.push(pause.as_millis());
+            pause = next_record_pause(pause);
+        }
+        assert_eq!(seen, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
     }
 }

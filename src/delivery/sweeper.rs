@@ -26,6 +26,8 @@ pub struct SweepTerms {
     pub dead_after: Duration,
     /// `delivery.republish_after`: a message not consumed this long is lost.
     pub republish_after: Duration,
+    /// `delivery.max_attempts`: a delivery claimed this often without a record ends `dead`.
+    pub max_attempts: u32,
 }
 
 pub struct Sweeper {
@@ -48,7 +50,10 @@ impl Sweeper {
         let (pool, relay, terms) = (self.pool.clone(), self.relay.clone(), self.terms);
         let work = async move {
             loop {
-                match store::outbox::hand_back_stranded(&pool, terms.dead_after, terms.republish_after, BATCH).await {
+                let max = i32::try_from(terms.max_attempts).unwrap_or(i32::MAX);
+                match store::outbox::hand_back_stranded(&pool, terms.dead_after, terms.republish_after, max, BATCH)
+                    .await
+                {
                     Ok(ids) if ids.is_empty() => break,
                     Ok(ids) => {
                         tracing::warn!(n = ids.len(), first = ids[0], "deliveries stranded; publishing them again");

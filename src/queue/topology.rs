@@ -178,8 +178,8 @@ impl Topology {
     /// `<p>.dead` with its bound. A deployment whose dead queue an older herald
     /// declared without one answers PRECONDITION_FAILED (a queue's arguments never
     /// change): that queue is used as it is, with a warning; bound it by deleting
-    /// it once empty (herald declares it again) or with a policy (README, "What
-    /// herald survives").
+    /// it once empty (herald declares it again) or with a policy
+    /// (docs/ARCHITECTURE.md, "RabbitMQ topology").
     async fn declare_dead(&self, conn: &Connection) -> Result<(), lapin::Error> {
         let ch = conn.create_channel().await?;
         let mut args = self.quorum();

@@ -122,22 +122,29 @@ pub async fn claim_many(
     let lease_until = Utc::now() + lease;
     let dead = super::processes::dead_rule("$6");
     let rows: Vec<ClaimRow> = sqlx::query_as::<_, ClaimRow>(&format!(
-        "WITH ctx AS (
-             SELECT d.id, d.status, d.lease_until, d.attempts, d.channel, d.lane, d.recipient, d.locale,
+        "WITH locked AS (
+             -- Locked alone, with no join: after waiting for a row another claim
+             -- holds, PostgreSQL re-reads the locked row but keeps the joined rows
+             -- it found before the wait; the holder's process joined here would be
+             -- the old holder's (or none) and a fresh claim would look dead.
+             SELECT id, status, lease_until, attempts, claimed_by FROM deliveries
+             WHERE id = ANY($1)
+             ORDER BY id
+             FOR UPDATE
+         ), ctx AS (
+             SELECT l.id, l.status, l.lease_until, l.attempts, d.channel, d.lane, d.recipient, d.locale,
                     d.code_event_sequence, d.user_id, d.org_id,
                     u.display_name, u.given_name, u.family_name, u.username, u.initialized,
                     o.name AS org_name, o.login_methods,
                     c.code_encrypted, c.expires_at, c.url_template, c.application_name,
                     c.event_sequence AS current_sequence,
                     {dead} AS holder_dead
-             FROM deliveries d
-             LEFT JOIN herald_processes p ON p.id = d.claimed_by
+             FROM locked l
+             JOIN deliveries d ON d.id = l.id
+             LEFT JOIN herald_processes p ON p.id = l.claimed_by
              JOIN users u ON u.id = d.user_id
              JOIN organizations o ON o.id = d.org_id
              LEFT JOIN invite_codes c ON c.user_id = d.user_id
-             WHERE d.id = ANY($1)
-             ORDER BY d.id
-             FOR UPDATE OF d
          ), decided AS (
              SELECT id, CASE
                  WHEN NOT (status = ANY($4)) THEN 'finished'

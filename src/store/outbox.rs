@@ -71,7 +71,8 @@ pub async fn take_unpublished(
 }
 
 /// The broker confirmed these rows' messages. Whatever happened to a row since
-/// (claimed, superseded), its message is out.
+/// (claimed, superseded), its message is out. Rows are locked in id order, as
+/// claims lock them, so the two never deadlock.
 pub async fn mark_published(pool: &sqlx::PgPool, ids: &[i64]) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE deliveries SET published_at = now(), publishing_until = NULL WHERE id = ANY($1)")
         .bind(ids)
@@ -97,32 +98,55 @@ pub async fn release(pool: &sqlx::PgPool, ids: &[i64]) -> Result<(), sqlx::Error
 /// message is harmless (the claim finds the row leased or finished); a lost one
 /// would leave the row waiting forever. `SKIP LOCKED`: any number of sweepers.
 /// Returns the ids handed back.
+///
+/// A `sending` row already claimed `max_attempts` times ends `dead` instead: its
+/// worker died (or its message was dead-lettered) on every attempt, and handing it
+/// back again would loop forever on a delivery that kills its worker.
 pub async fn hand_back_stranded(
     pool: &sqlx::PgPool,
     dead_after: std::time::Duration,
     republish_after: std::time::Duration,
+    max_attempts: i32,
     limit: i64,
 ) -> Result<Vec<i64>, sqlx::Error> {
     let dead = super::processes::dead_rule("$1");
+    let stranded = format!(
+        "((d.status = 'sending' AND (d.lease_until IS NULL OR d.lease_until < now() OR {dead}))
+           OR (d.status = 'retrying' AND d.next_attempt_at < now() - make_interval(secs => $2))
+           OR (d.status = 'queued' AND d.published_at < now() - make_interval(secs => $2)))"
+    );
     sqlx::query_scalar(&format!(
-        "WITH stranded AS (
+        "WITH candidates AS (
              SELECT d.id FROM deliveries d LEFT JOIN herald_processes p ON p.id = d.claimed_by
-             WHERE d.status IN ('queued', 'sending', 'retrying')
-               AND ((d.status = 'sending' AND (d.lease_until IS NULL OR d.lease_until < now() OR {dead}))
-                 OR (d.status = 'retrying' AND d.next_attempt_at < now() - make_interval(secs => $2))
-                 OR (d.status = 'queued' AND d.published_at < now() - make_interval(secs => $2)))
+             WHERE d.status IN ('queued', 'sending', 'retrying') AND {stranded}
              ORDER BY d.id
              LIMIT $3
-             FOR UPDATE OF d SKIP LOCKED
+         ), locked AS (
+             -- Locked with no join, then checked again on what the lock read: a
+             -- row claimed meanwhile has a new holder, and a join made before the
+             -- lock would still show the old one.
+             SELECT id, status, lease_until, claimed_by, next_attempt_at, published_at FROM deliveries
+             WHERE id IN (SELECT id FROM candidates)
+             ORDER BY id
+             FOR UPDATE SKIP LOCKED
+         ), stranded AS (
+             SELECT d.id FROM locked d LEFT JOIN herald_processes p ON p.id = d.claimed_by
+             WHERE {stranded}
          )
-         UPDATE deliveries x SET status = 'queued', published_at = NULL, publishing_until = NULL,
-                lease_until = NULL, claimed_by = NULL, updated_at = now()
+         UPDATE deliveries x SET
+                status = CASE WHEN x.status = 'sending' AND x.attempts >= $4 THEN 'dead' ELSE 'queued' END,
+                last_error = CASE WHEN x.status = 'sending' AND x.attempts >= $4
+                                  THEN 'no attempt recorded in ' || x.attempts || ' claims (the worker died each time)'
+                                  ELSE x.last_error END,
+                published_at = NULL, publishing_until = NULL, lease_until = NULL, claimed_by = NULL,
+                updated_at = now()
          FROM stranded s WHERE x.id = s.id
          RETURNING x.id"
     ))
     .bind(dead_after.as_secs_f64())
     .bind(republish_after.as_secs_f64())
     .bind(limit)
+    .bind(max_attempts)
     .fetch_all(pool)
     .await
 }

@@ -122,6 +122,9 @@ pub async fn beat(conn: &mut PgConnection, id: i64, gap: Duration, dead_after: D
 /// Extends the leases of the deliveries this process is still working on (an
 /// attempt waiting for an SMTP connection, or an attempt record being retried):
 /// a lease never runs out under a live worker (docs/ARCHITECTURE.md, "Guarantees").
+/// A row locked right now (being recorded) is skipped: the next beat comes.
+/// Only leases past their half are pushed: under a bulk load thousands of
+/// deliveries are in work, and each row is written once per half lease, not per beat.
 pub async fn extend_leases(
     conn: &mut PgConnection,
     process: i64,
@@ -130,7 +133,10 @@ pub async fn extend_leases(
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE deliveries SET lease_until = now() + make_interval(secs => $3)
-         WHERE id = ANY($2) AND status = 'sending' AND claimed_by = $1",
+         WHERE id IN (SELECT id FROM deliveries
+                      WHERE id = ANY($2) AND status = 'sending' AND claimed_by = $1
+                        AND lease_until < now() + make_interval(secs => $3 / 2)
+                      ORDER BY id FOR UPDATE SKIP LOCKED)",
     )
     .bind(process)
     .bind(ids)

@@ -28,10 +28,22 @@ async fn a_kill_mid_bulk_loses_no_invite_and_the_restart_sends_the_rest_within_1
 
     // What was in flight at the kill: deliveries the dead process had claimed
     // (`sending`), and of those, the ones the mail server had already accepted (the
-    // duplicate window). Every session of the dead process has ended first, so no
-    // mail of it is still on its way into the server.
+    // duplicate window). Every SMTP session of the dead process has ended first, so
+    // no mail of it is still on its way into the server…
     eventually("the dead process's SMTP sessions to end", Duration::from_secs(10), || async {
         (fault.gate.connections() == 0).then_some(())
+    })
+    .await;
+    // …and every statement it had sent PostgreSQL has ended (a COMMIT on its way
+    // still counts): then the rows say what the dead process left.
+    eventually("the dead process's database sessions to end", Duration::from_secs(10), || async {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'herald'",
+        )
+        .fetch_one(&fault.pool)
+        .await
+        .unwrap();
+        (left == 0).then_some(())
     })
     .await;
     let received_at_kill = fault.smtp.received();
@@ -39,7 +51,15 @@ async fn a_kill_mid_bulk_loses_no_invite_and_the_restart_sends_the_rest_within_1
         .fetch_all(&fault.pool)
         .await
         .unwrap();
-    let accepted: HashSet<String> = fault.delivered_ids().into_iter().collect();
+    let before_kill = fault.delivered_ids();
+    let accepted: HashSet<String> = before_kill.iter().cloned().collect();
+    let status_at_kill: std::collections::HashMap<String, String> =
+        sqlx::query_as("SELECT id::text, status FROM deliveries")
+            .fetch_all(&fault.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
     let in_window = claimed.iter().filter(|id| accepted.contains(*id)).count();
 
     let restarted = Instant::now();
@@ -89,8 +109,13 @@ async fn a_kill_mid_bulk_loses_no_invite_and_the_restart_sends_the_rest_within_1
         *seen.entry(id).or_default() += 1;
     }
     let claimed: HashSet<&String> = claimed.iter().collect();
-    let outside: Vec<(&String, &usize)> = seen.iter().filter(|(id, c)| **c > 1 && !claimed.contains(id)).collect();
-    assert!(outside.is_empty(), "sent twice but not in flight at the kill: {outside:?}");
-    assert!(seen.values().all(|c| *c <= 2), "a delivery sent three times or more: {twice:?}");
+    let describe = |(id, c): (&String, &usize)| {
+        let before = before_kill.iter().filter(|b| *b == id).count();
+        format!("{id}: {c} mails, {before} before the kill, {:?} at the kill", status_at_kill.get(id))
+    };
+    let outside: Vec<String> = seen.iter().filter(|(id, c)| **c > 1 && !claimed.contains(id)).map(describe).collect();
+    assert!(outside.is_empty(), "sent twice but not in flight at the kill: {} {outside:#?}", outside.len());
+    let thrice: Vec<String> = seen.iter().filter(|(_, c)| **c > 2).map(describe).collect();
+    assert!(thrice.is_empty(), "sent three times or more: {} {thrice:#?}", thrice.len());
     assert!(herald.exited().is_none(), "{}", herald.tail());
 }

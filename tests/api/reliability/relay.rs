@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use herald::store::deliveries::end_waiting;
-use herald::store::outbox::{mark_published, release, take_unpublished};
+use herald::store::outbox::{hand_back_stranded, mark_published, release, take_unpublished};
 use sqlx::PgPool;
 
-use super::fixture::{queued_delivery, quiet_database, row};
+use super::fixture::{process_row, queued_delivery, quiet_database, row};
 use crate::helpers::{eventually, WAIT};
 
 async fn taken(pool: &PgPool, lease: Duration) -> Vec<i64> {
@@ -66,4 +66,40 @@ async fn an_unconfirmed_claim_is_handed_back_or_runs_out() {
     assert_eq!(again, vec![id]);
     mark_published(&pool, &[id]).await.unwrap();
     assert!(taken(&pool, Duration::from_secs(30)).await.is_empty(), "a published row is not taken");
+}
+
+#[actix_web::test]
+async fn the_sweeper_hands_back_a_dead_holders_row_and_ends_one_that_outlived_every_attempt() {
+    let (_db, pool) = quiet_database().await;
+    let (again, exhausted) = (queued_delivery(&pool).await, queued_delivery(&pool).await);
+    let dead = process_row(&pool, 1, 60.0).await;
+    // Both claimed by a process that died; the second at its last attempt.
+    for (id, attempts) in [(again, 1), (exhausted, 3)] {
+        sqlx::query(
+            "UPDATE deliveries SET status = 'sending', attempts = $2, claimed_by = $3, published_at = now(),
+                    lease_until = now() + interval '90 seconds'
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(attempts)
+        .bind(dead)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    let mut handed = hand_back_stranded(&pool, Duration::from_secs(5), Duration::from_secs(600), 3, 100).await.unwrap();
+    handed.sort();
+    let mut both = vec![again, exhausted];
+    both.sort();
+    assert_eq!(handed, both);
+
+    assert_eq!(row(&pool, again).await, ("queued".into(), 1, None));
+    assert_eq!(taken(&pool, Duration::from_secs(30)).await, vec![again], "back in the outbox");
+    assert_eq!(row(&pool, exhausted).await.0, "dead");
+    // Nothing is stranded any more.
+    assert!(hand_back_stranded(&pool, Duration::from_secs(5), Duration::from_secs(600), 3, 100)
+        .await
+        .unwrap()
+        .is_empty());
 }

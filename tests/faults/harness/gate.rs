@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -81,12 +82,26 @@ impl Drop for Open {
     }
 }
 
-async fn pass(mut client: TcpStream, upstream: u16) -> std::io::Result<()> {
-    let mut server = TcpStream::connect(("127.0.0.1", upstream)).await?;
+/// Passes bytes both ways until the server closed its side: when this returns, the
+/// server's session has ended, even when the client died in the middle of it.
+async fn pass(client: TcpStream, upstream: u16) -> std::io::Result<()> {
+    let server = TcpStream::connect(("127.0.0.1", upstream)).await?;
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
-    // Until both sides closed: the server's session has ended when this returns.
-    tokio::io::copy_bidirectional(&mut client, &mut server).await?;
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    let up = async {
+        let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+        let _ = to_server.shutdown().await;
+    };
+    let down = async {
+        let mut buf = [0u8; 8192];
+        while let Ok(n @ 1..) = from_server.read(&mut buf).await {
+            // A client that is gone no longer reads; the server is drained all the same.
+            let _ = to_client.write_all(&buf[..n]).await;
+        }
+    };
+    tokio::join!(up, down);
     Ok(())
 }
 
