@@ -29,7 +29,7 @@ fn through_proxy(database: &str) -> String {
 async fn a_failover_to_the_synchronous_replica_answers_200_or_503_and_mails_every_200_once() {
     // Arrange: a primary and its replica, herald's database on them through the proxy.
     control(true, &["up", &std::process::id().to_string()]).await;
-    let (_turn, mut fault) = begin(&format!("postgres://postgres@127.0.0.1:{PRIMARY}")).await;
+    let mut fault = begin(&format!("postgres://postgres@127.0.0.1:{PRIMARY}")).await;
     let proxy = Proxy::start(PROXY, PRIMARY).await;
     let url = setting(&fault, "HERALD__DATABASE__URL");
     let database = url.rsplit('/').next().unwrap().to_string();

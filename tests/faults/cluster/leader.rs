@@ -23,7 +23,7 @@ pub fn setting(fault: &Fault, key: &str) -> String {
 async fn the_node_leading_the_delivery_queue_stops_mid_bulk_every_user_gets_exactly_one_invite() {
     // Arrange: the queues declared (and their leaders placed) by a first process,
     // then herald connected first to the node leading `<p>.bulk.email`.
-    let (_turn, mut fault) = begin(SHARED_POSTGRES).await;
+    let mut fault = begin(SHARED_POSTGRES).await;
     let _heal = Heal;
     on_cluster(&mut fault, 1);
     // Two messages of 100 deliveries in hand at a time: the rest waits in the queue.

@@ -2,9 +2,9 @@
 //! RabbitMQ cluster of this binary's own (`scripts/rabbitmq-cluster`), with nodes
 //! stopped mid bulk and restarted one at a time, with herald split into `api` and
 //! `worker` processes, and on a PostgreSQL primary that fails over to its replica
-//! (`scripts/pg-failover`, `proxy`). The tests take turns among themselves, not on
-//! the fault instances: their databases are on the shared PostgreSQL, which they
-//! never stop (the failover test's on its own primary and replica).
+//! (`scripts/pg-failover`, `proxy`). They take turns with the other fault tests (the
+//! load of one never slows another); their databases are on the shared PostgreSQL,
+//! which they never stop (the failover test's on its own primary and replica).
 
 mod failover;
 mod leader;
@@ -30,18 +30,16 @@ const CLUSTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/rabbitmq-clu
 const FAILOVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-failover");
 
 static UP: OnceLock<Result<(), String>> = OnceLock::new();
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The shared PostgreSQL (never stopped by these tests).
 pub const SHARED_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 
-/// One cluster test's turn (declared before its `Fault`, so it ends after it), and
-/// its world: a database on `root`, processes of at most 6 connections each.
-pub async fn begin(root: &str) -> (tokio::sync::MutexGuard<'static, ()>, Fault) {
-    let turn = TURN.lock().await;
-    let mut fault = Fault::begin_without_instances(root).await;
+/// One cluster test's world: its turn, a database on `root`, processes of at most
+/// 6 connections each.
+pub async fn begin(root: &str) -> Fault {
+    let mut fault = Fault::begin_on(root).await;
     fault.set("HERALD__DATABASE__MAX_CONNECTIONS", "6");
-    (turn, fault)
+    fault
 }
 
 /// The cluster's URLs, starting with node `first` (1..3).

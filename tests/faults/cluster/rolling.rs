@@ -14,7 +14,7 @@ const PACE: Duration = Duration::from_millis(30);
 #[actix_web::test]
 async fn a_rolling_restart_of_the_three_nodes_during_steady_resends_loses_nothing_and_sends_nothing_twice() {
     // Arrange
-    let (_turn, mut fault) = begin(SHARED_POSTGRES).await;
+    let mut fault = begin(SHARED_POSTGRES).await;
     let _heal = Heal;
     on_cluster(&mut fault, 1);
     let herald = fault.herald("rolling").await;

@@ -14,7 +14,7 @@ const USERS: usize = 3_000;
 #[actix_web::test]
 async fn one_api_and_two_worker_processes_give_every_user_exactly_one_invite() {
     // Arrange: api on node 1, the workers on nodes 2 and 3.
-    let (_turn, mut fault) = begin(SHARED_POSTGRES).await;
+    let mut fault = begin(SHARED_POSTGRES).await;
     let _heal = Heal;
     on_cluster(&mut fault, 1);
     fault.set("HERALD__ROLES", "api");

@@ -39,22 +39,18 @@ pub struct Fault {
     /// The PostgreSQL cluster's root URL (without a database).
     root: String,
     // Last: the next test's turn starts after everything above is gone.
-    _turn: Option<instances::Turn>,
+    _turn: instances::Turn,
 }
 
 impl Fault {
     pub async fn begin() -> Fault {
+        Fault::begin_on(instances::POSTGRES).await
+    }
+
+    /// Like `begin` (a turn: the load of one test never slows another), with the
+    /// test's database on the PostgreSQL cluster at `root` (the cluster tests).
+    pub async fn begin_on(root: &str) -> Fault {
         let turn = instances::exclusive().await;
-        Fault::begin_on(Some(turn), instances::POSTGRES).await
-    }
-
-    /// A test of the cluster module: no turn on the fault instances (it takes a
-    /// turn of its own), its database on the PostgreSQL cluster at `root`.
-    pub async fn begin_without_instances(root: &str) -> Fault {
-        Fault::begin_on(None, root).await
-    }
-
-    async fn begin_on(turn: Option<instances::Turn>, root: &str) -> Fault {
         let hex = format!("{:016x}", rand::random::<u64>());
         let smtp = SmtpServer::start().await;
         let gate = Gate::start(smtp.port).await;
