@@ -39,6 +39,11 @@ pub const SHARED_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 pub async fn begin(root: &str) -> Fault {
     let mut fault = Fault::begin_on(root).await;
     fault.set("HERALD__DATABASE__MAX_CONNECTIONS", "6");
+    // A connection per request: a kept-alive connection that the server closes as a
+    // request goes out fails that request unanswered, a race of HTTP/1.1 itself that
+    // says nothing of the faults these tests make.
+    fault.client =
+        reqwest::Client::builder().timeout(Duration::from_secs(10)).pool_max_idle_per_host(0).build().unwrap();
     fault
 }
 
