@@ -71,8 +71,9 @@ impl Progress {
 
 /// A publisher on its own link, for commands that put messages on the broker.
 async fn publisher(settings: &Settings) -> anyhow::Result<(actix::Addr<Publisher>, Topology)> {
-    let topology = Topology::new(&settings.amqp.prefix, &settings.delivery.retry_delays);
-    let link = AmqpLink::start(settings.amqp.url.clone(), topology.clone());
+    let topology = Topology::new(&settings.amqp.prefix, &settings.delivery.retry_delays)
+        .with_replicas(settings.amqp.quorum_replicas);
+    let link = AmqpLink::start(settings.amqp.nodes(), topology.clone());
     let deadline = Instant::now() + Duration::from_secs(15);
     while !link.is_up() {
         anyhow::ensure!(Instant::now() < deadline, "amqp.url: the broker did not answer within 15s");

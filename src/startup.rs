@@ -182,8 +182,9 @@ impl Application {
         };
         let metrics = Metrics::new();
 
-        let topology = Topology::new(&settings.amqp.prefix, &settings.delivery.retry_delays);
-        let link = AmqpLink::start(settings.amqp.url.clone(), topology.clone());
+        let topology = Topology::new(&settings.amqp.prefix, &settings.delivery.retry_delays)
+            .with_replicas(settings.amqp.quorum_replicas);
+        let link = AmqpLink::start(settings.amqp.nodes(), topology.clone());
         let publisher = Publisher::start(link.clone());
         let relay = OutboxRelay::start(pool.clone(), link.clone(), publisher.clone(), topology.exchange());
         let terms = SweepTerms {
@@ -264,7 +265,9 @@ impl Application {
             }
         }
 
-        let (port, server) = if settings.has_role(Role::Api) {
+        // A worker alone serves only `/healthz` and `/readyz` (its probes).
+        let api = settings.has_role(Role::Api);
+        let (port, server, grpc) = {
             let state = AppState {
                 auth: services.auth,
                 directory: services.directory,
@@ -279,7 +282,8 @@ impl Application {
                 .with_context(|| format!("http.addr: cannot bind {}", settings.http.addr))?;
             let addr = listener.local_addr()?;
             tracing::info!(%addr, roles = ?settings.roles, "listening");
-            let grpc = start_grpc(&settings, state.clone()).await?;
+            // gRPC is the API in another protocol: a worker alone serves none.
+            let grpc = if api { Some(start_grpc(&settings, state.clone()).await?) } else { None };
             let data = web::Data::new(state);
             let server = HttpServer::new(move || {
                 // The factory runs once per worker, on the worker's own thread: each
@@ -292,7 +296,7 @@ impl Application {
                     // ZITADEL's posts share transactions per worker, as resends do.
                     .app_data(web::Data::new(receiver.grouped(RESEND_GROUP_MAX, RESEND_GROUP_CONCURRENCY)))
                     .wrap(middleware::from_fn(api::request_id::middleware))
-                    .configure(api::configure)
+                    .configure(if api { api::configure } else { api::configure_health })
                     .default_service(web::to(api::rest::not_found))
             })
             .listen(listener)?
@@ -300,12 +304,8 @@ impl Application {
             .disable_signals()
             .shutdown_timeout(settings.shutdown.grace.as_secs())
             .run();
-            (Some(addr.port()), Some((server, grpc)))
-        } else {
-            tracing::info!(roles = ?settings.roles, "started without the HTTP API");
-            (None, None)
+            (Some(addr.port()), Some(server), grpc)
         };
-        let (server, grpc) = server.unzip();
         Ok(Application { port, server, pool, link, consumers, grace: settings.shutdown.grace, lease, grpc })
     }
 

@@ -53,6 +53,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     zitadel::routes(cfg);
 }
 
+/// The probes alone, for a process without the api role: an orchestrator checks a
+/// worker the same way (docs/ARCHITECTURE.md, "Scaling out").
+pub fn configure_health(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz)).route("/readyz", web::get().to(readyz));
+}
+
 /// 200 while the process serves; says nothing of its dependencies (`/readyz` does).
 #[utoipa::path(get, path = "/healthz", tag = "service", security(()),
     responses((status = 200, body = openapi::Alive, description = "The process serves")))]

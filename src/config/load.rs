@@ -81,6 +81,9 @@ impl Settings {
         if self.amqp.prefix.is_empty() || self.amqp.prefix.contains(char::is_whitespace) {
             return Err(invalid("amqp.prefix", "must be a non-empty name without spaces"));
         }
+        if let Some(bad) = self.amqp.nodes().iter().find(|u| !u.starts_with("amqp://") && !u.starts_with("amqps://")) {
+            return Err(invalid("amqp.urls", format!("{bad:?} is not an amqp:// or amqps:// URL")));
+        }
         if self.amqp.prefetch == 0 {
             return Err(invalid("amqp.prefetch", "must be at least 1"));
         }
@@ -207,6 +210,25 @@ mod tests {
         assert_eq!(s.delivery.retry_delays, vec![Duration::from_secs(1), Duration::from_secs(2)]);
         assert_eq!(s.roles, vec![Role::Api]);
         assert_eq!(s.invite.code_ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn amqp_urls_is_a_list_that_wins_over_url() {
+        let one = Settings::load(Path::new("/nonexistent"), &env(&[])).unwrap();
+        assert_eq!(one.amqp.nodes(), vec![one.amqp.url.clone()]);
+        assert_eq!(one.amqp.quorum_replicas, 0);
+        let three = Settings::load(
+            Path::new("/nonexistent"),
+            &env(&[
+                ("HERALD__AMQP__URLS", "amqp://a:5674/%2f, amqp://b:5675/%2f,amqp://c:5676/%2f"),
+                ("HERALD__AMQP__QUORUM_REPLICAS", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(three.amqp.nodes(), ["amqp://a:5674/%2f", "amqp://b:5675/%2f", "amqp://c:5676/%2f"]);
+        assert_eq!(three.amqp.quorum_replicas, 3);
+        let err = Settings::load(Path::new("/nonexistent"), &env(&[("HERALD__AMQP__URLS", "a:1,b:2")])).unwrap_err();
+        assert!(err.to_string().contains("amqp.urls"), "{err}");
     }
 
     #[test]

@@ -89,10 +89,27 @@ pub struct Database {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Amqp {
+    /// The one-node form; `urls`, when not empty, wins (docs/ARCHITECTURE.md, "Scaling out").
     pub url: String,
+    /// The nodes of a cluster, tried in turn on connect and on every reconnect.
+    pub urls: Vec<String>,
+    /// Replicas of each quorum queue declared (`x-quorum-initial-group-size`, leaders
+    /// balanced); 0 leaves both to the broker. Only a queue declared anew gets them.
+    pub quorum_replicas: u16,
     pub prefix: String,
     pub prefetch: u16,
     pub resend_prefetch: u16,
+}
+
+impl Amqp {
+    /// The nodes to try, in order: `urls`, or `url` alone when `urls` is empty.
+    pub fn nodes(&self) -> Vec<String> {
+        if self.urls.is_empty() {
+            vec![self.url.clone()]
+        } else {
+            self.urls.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

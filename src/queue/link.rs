@@ -5,6 +5,11 @@
 //! backoff and connects again, declaring the topology each time. Subscribers
 //! (publisher, consumers) get `LinkStatus::Up` with the new connection and
 //! `LinkStatus::Down` when it is lost, and re-arm themselves.
+//!
+//! With several nodes (`amqp.urls`, a RabbitMQ cluster) each attempt tries them in
+//! turn, starting after the node last used (the one just lost is the likeliest to
+//! be down), so herald moves to a node that is left (docs/ARCHITECTURE.md,
+//! "Scaling out").
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -39,7 +44,9 @@ pub struct Ask(pub Recipient<LinkStatus>);
 pub struct Close;
 
 pub struct AmqpLink {
-    url: String,
+    urls: Vec<String>,
+    /// The node of the last connection (index in `urls`).
+    last: usize,
     topology: Topology,
     subscribers: Vec<Recipient<LinkStatus>>,
     conn: Option<Arc<Connection>>,
@@ -115,11 +122,14 @@ impl LinkHandle {
 impl AmqpLink {
     /// Starts the link under a supervisor; it connects in the background, so this
     /// returns at once even when the broker is unreachable.
-    pub fn start(url: String, topology: Topology) -> LinkHandle {
+    pub fn start(urls: Vec<String>, topology: Topology) -> LinkHandle {
+        assert!(!urls.is_empty(), "at least one broker URL");
         let state = Arc::new(AtomicU8::new(BrokerState::Down.to_u8()));
         let flag = state.clone();
+        let last = urls.len() - 1;
         let addr = Supervisor::start(move |_| AmqpLink {
-            url,
+            urls,
+            last,
             topology,
             subscribers: Vec::new(),
             conn: None,
@@ -151,11 +161,45 @@ impl AmqpLink {
     }
 }
 
-async fn connect(url: String, topology: Topology) -> Result<Connection, lapin::Error> {
+/// The order in which to try `n` nodes when `last` was used last: each once,
+/// starting with the next one (with one node, that node).
+pub fn try_order(n: usize, last: usize) -> impl Iterator<Item = usize> {
+    (1..=n).map(move |k| (last + k) % n)
+}
+
+/// A node that neither accepts nor refuses (half gone, partitioned) is given up on
+/// after this, for the next one.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to the first node of `urls` (in [`try_order`] after `last`) that
+/// accepts and declares the topology there; the node's index and the connection,
+/// or the last node's error.
+async fn connect(urls: Vec<String>, last: usize, topology: Topology) -> Result<(usize, Connection), String> {
+    let mut error = None;
+    for i in try_order(urls.len(), last) {
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect_one(&urls[i], &topology)).await {
+            Ok(Ok(conn)) => return Ok((i, conn)),
+            Ok(Err(e)) => {
+                tracing::warn!(node = i, error = %e, "broker node unreachable; trying the next");
+                error = Some(e.to_string());
+            }
+            Err(_) => {
+                tracing::warn!(node = i, "broker node did not answer in {CONNECT_TIMEOUT:?}; trying the next");
+                error = Some(format!("no answer in {CONNECT_TIMEOUT:?}"));
+            }
+        }
+    }
+    Err(error.expect("at least one node"))
+}
+
+async fn connect_one(url: &str, topology: &Topology) -> Result<Connection, lapin::Error> {
     // Named after the prefix, so an operator (or a test) can tell the processes apart.
     let props = ConnectionProperties::default().with_connection_name(format!("herald {}", topology.prefix).into());
-    let conn = Connection::connect(&url, props).await?;
-    topology.declare_all(&conn).await?;
+    let conn = Connection::connect(url, props).await?;
+    if let Err(e) = topology.declare_all(&conn).await {
+        let _ = conn.close(200, "topology not declared".into()).await;
+        return Err(e);
+    }
     Ok(conn)
 }
 
@@ -165,10 +209,11 @@ impl Actor for AmqpLink {
     fn started(&mut self, ctx: &mut Self::Context) {
         let delay = self.backoff();
         ctx.run_later(delay, |act, ctx| {
-            let fut = connect(act.url.clone(), act.topology.clone());
+            let fut = connect(act.urls.clone(), act.last, act.topology.clone());
             ctx.wait(fut.into_actor(act).map(|res, act, ctx| match res {
-                Ok(conn) => {
-                    tracing::info!(attempts = act.failures + 1, "broker connected, topology declared");
+                Ok((node, conn)) => {
+                    tracing::info!(attempts = act.failures + 1, node, "broker connected, topology declared");
+                    act.last = node;
                     act.failures = 0;
                     ctx.add_stream(conn.events_listener());
                     let conn = Arc::new(conn);
@@ -267,5 +312,17 @@ impl Handler<Close> for AmqpLink {
             .into_actor(self)
             .map(|_, _, ctx| ctx.terminate()),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::try_order;
+
+    #[test]
+    fn nodes_are_tried_in_turn_starting_after_the_last_used() {
+        assert_eq!(try_order(3, 2).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(try_order(3, 0).collect::<Vec<_>>(), [1, 2, 0]);
+        assert_eq!(try_order(1, 0).collect::<Vec<_>>(), [0]);
     }
 }

@@ -84,6 +84,9 @@ impl WorkQueue {
 pub struct Topology {
     pub prefix: String,
     pub retry_delays: Vec<Duration>,
+    /// Replicas of each quorum queue (`amqp.quorum_replicas`); 0 leaves the count and
+    /// the leader's node to the broker.
+    pub replicas: u16,
 }
 
 impl Topology {
@@ -91,7 +94,24 @@ impl Topology {
         let mut delays = retry_delays.to_vec();
         delays.sort();
         delays.dedup();
-        Topology { prefix: prefix.to_string(), retry_delays: delays }
+        Topology { prefix: prefix.to_string(), retry_delays: delays, replicas: 0 }
+    }
+
+    /// Quorum queues declared with `replicas` members, their leaders spread over the
+    /// nodes (docs/ARCHITECTURE.md, "Scaling out"). Arguments are added only when
+    /// set: a queue declared earlier without them would refuse the declaration.
+    pub fn with_replicas(mut self, replicas: u16) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    fn quorum(&self) -> FieldTable {
+        let mut t = quorum();
+        if self.replicas > 0 {
+            t.insert("x-quorum-initial-group-size".into(), AMQPValue::LongLongInt(i64::from(self.replicas)));
+            t.insert("x-queue-leader-locator".into(), string("balanced"));
+        }
+        t
     }
 
     pub fn exchange(&self) -> String {
@@ -162,7 +182,7 @@ impl Topology {
     /// (docs/ARCHITECTURE.md, "RabbitMQ topology").
     async fn declare_dead(&self, conn: &Connection) -> Result<(), lapin::Error> {
         let ch = conn.create_channel().await?;
-        let mut args = quorum();
+        let mut args = self.quorum();
         args.insert("x-max-length".into(), AMQPValue::LongLongInt(DEAD_MAX_LENGTH));
         args.insert("x-overflow".into(), string("drop-head"));
         let name = self.dead_queue();
@@ -200,7 +220,7 @@ impl Topology {
         // Work queues: quorum (replicated, durable), a delivery limit against poison
         // messages, and the dead queue as where such messages end.
         for q in WorkQueue::ALL {
-            let mut args = quorum();
+            let mut args = self.quorum();
             args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
             args.insert("x-dead-letter-exchange".into(), string(&self.exchange()));
             args.insert("x-dead-letter-routing-key".into(), string(KEY_DEAD));
@@ -212,7 +232,7 @@ impl Topology {
         // exchange with the original routing keys. At-least-once dead-lettering so a
         // retry is not lost in transit; it requires reject-publish on overflow.
         for d in &self.retry_delays {
-            let mut args = quorum();
+            let mut args = self.quorum();
             args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(d.as_millis() as i64));
             args.insert("x-dead-letter-exchange".into(), string(&self.exchange()));
             args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
@@ -260,6 +280,16 @@ mod tests {
         assert_eq!(t.retry_delays[0], Duration::from_secs(5));
         assert_eq!(t.work_queue(WorkQueue::BulkSms), "hx.bulk.sms");
         assert_eq!(t.resend_queue(), "hx.resend-requests");
+    }
+
+    #[test]
+    fn replicas_are_declared_only_when_configured() {
+        let plain = Topology::new("hx", &[]);
+        assert_eq!(plain.quorum().inner().len(), 1);
+        let three = Topology::new("hx", &[]).with_replicas(3);
+        let args = three.quorum();
+        assert_eq!(args.inner().get("x-quorum-initial-group-size"), Some(&AMQPValue::LongLongInt(3)));
+        assert_eq!(args.inner().get("x-queue-leader-locator"), Some(&string("balanced")));
     }
 
     #[test]

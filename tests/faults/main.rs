@@ -18,3 +18,5 @@ mod crash;
 mod database;
 mod mail_server;
 mod processes;
+
+mod cluster;

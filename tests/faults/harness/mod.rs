@@ -36,12 +36,20 @@ pub struct Fault {
     prefix: String,
     key: [u8; 32],
     extra: Vec<(String, String)>,
+    /// The PostgreSQL cluster's root URL (without a database).
+    root: String,
     // Last: the next test's turn starts after everything above is gone.
     _turn: instances::Turn,
 }
 
 impl Fault {
     pub async fn begin() -> Fault {
+        Fault::begin_on(instances::POSTGRES).await
+    }
+
+    /// Like `begin` (a turn: the load of one test never slows another), with the
+    /// test's database on the PostgreSQL cluster at `root` (the cluster tests).
+    pub async fn begin_on(root: &str) -> Fault {
         let turn = instances::exclusive().await;
         let hex = format!("{:016x}", rand::random::<u64>());
         let smtp = SmtpServer::start().await;
@@ -50,7 +58,7 @@ impl Fault {
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy(&format!("{}/{database}", instances::POSTGRES))
+            .connect_lazy(&format!("{root}/{database}"))
             .unwrap();
         Fault {
             smtp,
@@ -62,6 +70,7 @@ impl Fault {
             prefix: format!("herald-fault-{hex}"),
             key: rand::random(),
             extra: Vec::new(),
+            root: root.to_string(),
             _turn: turn,
         }
     }
@@ -78,7 +87,7 @@ impl Fault {
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = [
             ("HERALD__ROLES", "api,worker".to_string()),
-            ("HERALD__DATABASE__URL", format!("{}/{}", instances::POSTGRES, self.database)),
+            ("HERALD__DATABASE__URL", format!("{}/{}", self.root, self.database)),
             ("HERALD__AMQP__URL", instances::AMQP.to_string()),
             ("HERALD__AMQP__PREFIX", self.prefix.clone()),
             ("HERALD__AUTH__BOOTSTRAP_TOKEN", self.bootstrap.clone()),
@@ -192,10 +201,11 @@ impl Drop for Fault {
         }
         // A thread with its own runtime: this one cannot block on itself.
         let name = self.database.clone();
+        let root = self.root.clone();
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
-                let Ok(admin) = sqlx::PgPool::connect(&format!("{}/postgres", instances::POSTGRES)).await else {
+                let Ok(admin) = sqlx::PgPool::connect(&format!("{root}/postgres")).await else {
                     return;
                 };
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&admin).await;
