@@ -24,12 +24,19 @@ const FORGET_AFTER_SECS: f64 = 86_400.0;
 /// The rule "the process `p` is dead", for a statement that joins
 /// `herald_processes p` (possibly NULL) and binds `dead_after` in seconds as
 /// `{dead}`. Written once here so claims and the sweeper agree.
+///
+/// When no process has beaten within `dead_after` (the first moments after an
+/// outage of the database, before any heartbeat got through), there is no evidence
+/// that the database was reachable at all, so nobody is dead: without the
+/// `COALESCE`, the sweeper of a process back from an outage took its own claims for
+/// a dead process's and sent them again (found by the PostgreSQL-stop fault test).
 pub fn dead_rule(dead: &str) -> String {
     format!(
         "(p.id IS NULL OR p.ended_at IS NOT NULL OR
           now() - GREATEST(p.heartbeat_at,
-                           (SELECT min(alive_since) FROM herald_processes
-                            WHERE ended_at IS NULL AND heartbeat_at > now() - make_interval(secs => {dead})))
+                           COALESCE((SELECT min(alive_since) FROM herald_processes
+                                     WHERE ended_at IS NULL AND heartbeat_at > now() - make_interval(secs => {dead})),
+                                    now()))
           > make_interval(secs => {dead}))"
     )
 }

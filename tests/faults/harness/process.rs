@@ -41,6 +41,8 @@ impl Herald {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HERALD_CONFIG_DIR", std::env::temp_dir().join("herald-fault-no-config"))
             .env("HERALD__HTTP__ADDR", format!("127.0.0.1:{}", self.port))
+            // Several processes run at once: each its own gRPC port.
+            .env("HERALD__GRPC__ADDR", "127.0.0.1:0")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
