@@ -6,7 +6,7 @@
 
 use super::pipeline::Pipeline;
 use super::retry::Attempted;
-use crate::channels::{OutgoingEmail, OutgoingSms, SendEmail, SendError, SendSms};
+use crate::channels::SendError;
 use crate::domain::zitadel::Message;
 use crate::domain::{Channel, DeliveryStatus, LoginMethod};
 use crate::render::zitadel_invite::{invite_data, InviteContext};
@@ -43,37 +43,19 @@ impl Pipeline {
                 };
             }
         }
-        let sent = match ctx.channel {
+        match ctx.channel {
             Channel::Email => {
-                let to_name = message.arg("displayName");
-                let rendered = match self.renderer.send(RenderZitadelEmail(message.template)).await {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(e)) => return Attempted::Failed(SendError::permanent(e.to_string())),
-                    Err(e) => return Attempted::Failed(SendError::transient(format!("renderer unavailable: {e}"))),
-                };
-                let mail = OutgoingEmail {
-                    delivery_id: ctx.id,
-                    to_address: ctx.recipient.clone(),
-                    to_name: crate::render::zitadel::unescape(&to_name),
-                    subject: rendered.subject,
-                    html: rendered.html,
-                    text: rendered.text,
-                };
-                self.email.send(SendEmail(mail)).await.map_err(|e| format!("e-mail sender unavailable: {e}"))
+                let to_name = crate::render::zitadel::unescape(&message.arg("displayName"));
+                let rendered = self.renderer.send(RenderZitadelEmail(message.template)).await;
+                self.mail_rendered(ctx, to_name, rendered).await
             }
             Channel::Sms => {
                 let body = sms(&message.template);
                 if body.is_empty() {
                     return Attempted::Failed(SendError::permanent("templateData.text is empty"));
                 }
-                let sms = OutgoingSms { delivery_id: ctx.id, to: ctx.recipient.clone(), body };
-                self.sms.send(SendSms(sms)).await.map_err(|e| format!("SMS sender unavailable: {e}"))
+                self.text(ctx, body).await
             }
-        };
-        match sent {
-            Ok(Ok(accepted)) => Attempted::Sent(accepted.provider_message_id),
-            Ok(Err(e)) => Attempted::Failed(e),
-            Err(e) => Attempted::Failed(SendError::transient(e)),
         }
     }
 

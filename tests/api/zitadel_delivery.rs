@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use herald::config::{Role, SmsProvider};
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{ok_json, spawn_app_with, TestApp};
+use crate::helpers::{ok_json, spawn_app_with, spawn_app_with_sms, TestApp};
 use crate::ops_helpers::{accept_again, with_mail};
 use crate::smtp::SmtpServer;
 use crate::zitadel::{invite_message, post_signed, provider, INVITE, KEY};
@@ -80,13 +79,7 @@ async fn an_sms_message_goes_to_the_sms_provider_as_zitadels_text() {
         .expect(1)
         .mount(&sms)
         .await;
-    let url = format!("{}/sms", sms.uri());
-    let app = spawn_app_with(move |s| {
-        s.roles = vec![Role::Api, Role::Worker];
-        s.sms.provider = SmsProvider::Webhook;
-        s.sms.webhook_url = url;
-    })
-    .await;
+    let app = spawn_app_with_sms(&sms).await;
     let org = app.create_org().await;
     let p = provider(&app, &org, "sms", &[KEY], true).await;
     let message = json!({

@@ -6,7 +6,7 @@ use wiremock::matchers::{header_exists, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::send_code;
-use crate::helpers::{ok_json, spawn_app_with, wait_status};
+use crate::helpers::{ok_json, spawn_app_with, spawn_app_with_sms, wait_status};
 
 #[actix_web::test]
 async fn a_phone_only_user_gets_an_sms_through_the_webhook() {
@@ -18,13 +18,7 @@ async fn a_phone_only_user_gets_an_sms_through_the_webhook() {
         .expect(1)
         .mount(&provider)
         .await;
-    let url = format!("{}/sms", provider.uri());
-    let app = spawn_app_with(move |s| {
-        s.roles = vec![Role::Api, Role::Worker];
-        s.sms.provider = SmsProvider::Webhook;
-        s.sms.webhook_url = url;
-    })
-    .await;
+    let app = spawn_app_with_sms(&provider).await;
     let org = app.create_org().await;
     let user = app.create_user(&org, None, Some("+41791234567")).await;
     send_code(&app, &user).await;

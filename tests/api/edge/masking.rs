@@ -3,12 +3,11 @@
 //! put in the dead queue's `x-herald-reason`; the SMTP code and the enhanced status
 //! stay.
 
-use herald::config::{Role, SmsProvider};
 use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{amqp, ok_json, parked, spawn_app_with, wait_status, TestApp};
+use crate::helpers::{amqp, ok_json, parked, spawn_app_with, spawn_app_with_sms, wait_status, TestApp};
 use crate::ops_helpers::with_mail;
 use crate::smtp::SmtpServer;
 
@@ -64,13 +63,7 @@ async fn an_sms_providers_body_naming_the_number_is_masked() {
         .respond_with(ResponseTemplate::new(400).set_body_string(r#"{"error": "number +41791234567 is blocked"}"#))
         .mount(&provider)
         .await;
-    let url = format!("{}/sms", provider.uri());
-    let app = spawn_app_with(move |s| {
-        s.roles = vec![Role::Api, Role::Worker];
-        s.sms.provider = SmsProvider::Webhook;
-        s.sms.webhook_url = url;
-    })
-    .await;
+    let app = spawn_app_with_sms(&provider).await;
     let org = app.create_org().await;
     let user = app.create_user(&org, None, Some("+41791234567")).await;
 

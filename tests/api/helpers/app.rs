@@ -93,6 +93,18 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// Starts herald with its worker, sending SMS through the webhook at
+/// `<provider>/sms` (a real HTTP server the test runs).
+pub async fn spawn_app_with_sms(provider: &wiremock::MockServer) -> TestApp {
+    let url = format!("{}/sms", provider.uri());
+    spawn_app_with(move |s| {
+        s.roles = vec![herald::config::Role::Api, herald::config::Role::Worker];
+        s.sms.provider = herald::config::SmsProvider::Webhook;
+        s.sms.webhook_url = url;
+    })
+    .await
+}
+
 /// Starts herald with the test defaults, then `configure`'s changes.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let hex = format!("{:016x}", rand::random::<u64>());

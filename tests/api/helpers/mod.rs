@@ -13,7 +13,7 @@ mod broker;
 mod client;
 mod waiting;
 
-pub use app::{spawn_app, spawn_app_from, spawn_app_with, TestApp, TestDatabase};
+pub use app::{spawn_app, spawn_app_from, spawn_app_with, spawn_app_with_sms, TestApp, TestDatabase};
 pub use asserts::{
     assert_connect_error, assert_error, assert_error_code, assert_write_details, ok_json, retry_after, sequence,
     timestamp,
