@@ -17,6 +17,7 @@ pub mod message;
 pub mod pipeline;
 pub mod relay;
 pub mod retry;
+mod send;
 pub mod sweeper;
 pub mod worker;
 pub mod zitadel;

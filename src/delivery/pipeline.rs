@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Addr, MailboxError};
+use actix::Addr;
 use chrono::Utc;
 use sqlx::PgPool;
 use tracing::Instrument;
@@ -14,14 +14,12 @@ use tracing::Instrument;
 use super::message::DeliveryMessage;
 use super::retry::{self, next_record_pause, Attempt, Attempted, RetryPolicy, RECORD_PAUSE_FIRST};
 use crate::batch::Batcher;
-use crate::channels::{EmailSender, OutgoingEmail, OutgoingSms, SendEmail, SendError, SendSms, SmsSender};
+use crate::channels::{EmailSender, SendError, SmsSender};
 use crate::domain::{Channel, CodeCipher, DeliveryStatus, LoginMethod, UrlTemplate};
 use crate::liveness::Liveness;
 use crate::metrics::Metrics;
 use crate::queue::{Disposition, Handle, Incoming};
-use crate::render::{
-    zitadel_invite::InviteDefaults, InviteData, RenderEmail, RenderError, RenderSms, RenderedEmail, Renderer,
-};
+use crate::render::{zitadel_invite::InviteDefaults, InviteData, Renderer};
 use crate::store::deliveries::{AttemptRecord, Claim, DeliveryContext, Holder};
 use crate::store::{self};
 
@@ -341,58 +339,6 @@ impl Pipeline {
             login_methods: ctx.login_methods.iter().filter_map(|m| LoginMethod::parse(m)).collect(),
             locale: ctx.locale.clone(),
         })
-    }
-
-    pub(super) async fn send_email(&self, ctx: &DeliveryContext, data: InviteData) -> Attempted {
-        let display_name = data.display_name.clone();
-        let rendered = self.renderer.send(RenderEmail(data)).await;
-        self.mail_rendered(ctx, display_name, rendered).await
-    }
-
-    pub(super) async fn send_sms(&self, ctx: &DeliveryContext, data: InviteData) -> Attempted {
-        match self.renderer.send(RenderSms(data)).await {
-            Ok(Ok(body)) => self.text(ctx, body).await,
-            Ok(Err(e)) => Attempted::Failed(SendError::permanent(e.to_string())),
-            Err(e) => Attempted::Failed(SendError::transient(format!("renderer unavailable: {e}"))),
-        }
-    }
-
-    /// Sends what a renderer made of a delivery, whichever template it used: a
-    /// template that fails is permanent, a renderer that is gone transient
-    /// (docs/ARCHITECTURE.md, "Retries").
-    pub(super) async fn mail_rendered(
-        &self,
-        ctx: &DeliveryContext,
-        to_name: String,
-        rendered: Result<Result<RenderedEmail, RenderError>, MailboxError>,
-    ) -> Attempted {
-        let rendered = match rendered {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Attempted::Failed(SendError::permanent(e.to_string())),
-            Err(e) => return Attempted::Failed(SendError::transient(format!("renderer unavailable: {e}"))),
-        };
-        let mail = OutgoingEmail {
-            delivery_id: ctx.id,
-            to_address: ctx.recipient.clone(),
-            to_name,
-            subject: rendered.subject,
-            html: rendered.html,
-            text: rendered.text,
-        };
-        match self.email.send(SendEmail(mail)).await {
-            Ok(Ok(accepted)) => Attempted::Sent(accepted.provider_message_id),
-            Ok(Err(e)) => Attempted::Failed(e),
-            Err(e) => Attempted::Failed(SendError::transient(format!("e-mail sender unavailable: {e}"))),
-        }
-    }
-
-    /// Sends `body` as the delivery's SMS.
-    pub(super) async fn text(&self, ctx: &DeliveryContext, body: String) -> Attempted {
-        match self.sms.send(SendSms(OutgoingSms { delivery_id: ctx.id, to: ctx.recipient.clone(), body })).await {
-            Ok(Ok(accepted)) => Attempted::Sent(accepted.provider_message_id),
-            Ok(Err(e)) => Attempted::Failed(e),
-            Err(e) => Attempted::Failed(SendError::transient(format!("SMS sender unavailable: {e}"))),
-        }
     }
 }
 

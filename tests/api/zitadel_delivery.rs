@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{ok_json, spawn_app_with, spawn_app_with_sms, TestApp};
+use crate::helpers::{eventually, ok_json, spawn_app_with, spawn_app_with_sms, TestApp};
 use crate::ops_helpers::{accept_again, with_mail};
 use crate::smtp::SmtpServer;
 use crate::zitadel::{invite_message, post_signed, provider, INVITE, KEY};
@@ -18,19 +18,16 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// Waits until the delivery's status is `status` (panics after [`WAIT`]).
 async fn wait_status(app: &TestApp, id: &str, status: &str) {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
+    let id: i64 = id.parse().unwrap();
+    eventually(&format!("delivery {id} {status}"), WAIT, || async {
         let now: String = sqlx::query_scalar("SELECT status FROM deliveries WHERE id = $1")
-            .bind(id.parse::<i64>().unwrap())
+            .bind(id)
             .fetch_one(&app.pool)
             .await
             .unwrap();
-        if now == status {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "delivery {id} is {now}, not {status}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (now == status).then_some(())
+    })
+    .await;
 }
 
 async fn delivery(app: &TestApp, id: &str) -> Value {
