@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -33,6 +33,9 @@ const BEATS_PER_DEAD_AFTER: u32 = 6;
 #[derive(Debug)]
 struct Shared {
     process: AtomicI64,
+    /// Set by a clean end before the row is marked ended, so a heartbeat that
+    /// finds the row ended stops instead of registering the process again.
+    ended: AtomicBool,
     dead_after: Duration,
     /// How far each beat pushes the lease of a delivery in work.
     lease: Duration,
@@ -81,7 +84,13 @@ impl Liveness {
 
 impl Shared {
     fn new(process: i64, dead_after: Duration, lease: Duration) -> Self {
-        Shared { process: AtomicI64::new(process), dead_after, lease, in_flight: Mutex::new(HashMap::new()) }
+        Shared {
+            process: AtomicI64::new(process),
+            ended: AtomicBool::new(false),
+            dead_after,
+            lease,
+            in_flight: Mutex::new(HashMap::new()),
+        }
     }
 
     fn held(&self) -> Vec<i64> {
@@ -128,6 +137,7 @@ impl ProcessLease {
     /// A clean end: the row is marked ended now (what this process held is taken
     /// over at once), then the heartbeat stops.
     pub async fn end(self, pool: &PgPool) {
+        self.liveness.shared.ended.store(true, Ordering::SeqCst);
         if let Ok(mut conn) = pool.acquire().await {
             if let Err(e) = processes::end(&mut conn, self.liveness.process()).await {
                 tracing::warn!(error = %e, "cannot mark this process ended; the others will see it silent");
@@ -223,6 +233,11 @@ impl Heart {
         match processes::beat(c, process, every * 2, shared.dead_after).await? {
             Beat::Kept => {}
             Beat::Lost => {
+                // The flag is set before the row is ended, so a beat that found
+                // the row ended by a clean end always sees it here.
+                if shared.ended.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
                 let Some(ids) = self.ids.upgrade() else { return Ok(()) };
                 let r = processes::register_on(c, shared.dead_after, &self.host, std::process::id()).await?;
                 ids.set_node(r.node);
