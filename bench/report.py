@@ -39,14 +39,36 @@ w("# herald benchmark results\n")
 w(f"Measured {datetime.date.today()} on {cores} cores ({cpu}), {mem} GiB, with `bench/run` "
   f"(BENCH_USERS={users}, BENCH_SECONDS={secs}): herald in release mode (`api,worker`, SMTP to the sink), "
   "PostgreSQL and RabbitMQ on the same machine.\n")
-w("## 1. Resend API (`POST /v2/users/{id}/invite_code/resend`) against pgbench of the same transaction\n")
-w("| connections | herald req/s | p50 ms | p90 ms | p99 ms | max ms | errors | pgbench tps | herald / pgbench |")
-w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+w("## 1. Resend API (`POST /v2/users/{id}/invite_code/resend`) against the database alone\n")
+w("pgbench in the same run on a copy of the database: the cheapest durable write (one-row INSERT, one "
+  "commit; `bench/insert.sql`) and herald's own statements of one resend (`bench/resend.sql`).\n")
+w("| connections | herald req/s | p50 ms | p90 ms | p99 ms | max ms | errors | one-row INSERT tps | "
+  "herald / INSERT | herald's statements tps | herald / its statements |")
+w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def ratio(a, b):
+    return num(a, "per_second") / num(b, "per_second") if num(b, "per_second") else float("nan")
+
+
 for c in (1, 8, 32):
-    h, p = find("resend", concurrency=c), find("pgbench", concurrency=c)
-    ratio = num(h, "per_second") / num(p, "per_second") if num(p, "per_second") else float("nan")
+    h, i, p = find("resend", concurrency=c), find("pgbench_insert", concurrency=c), find("pgbench", concurrency=c)
     w(f"| {c} | {h.get('per_second','?')} | {h.get('p50_ms','?')} | {h.get('p90_ms','?')} | {h.get('p99_ms','?')} | "
-      f"{h.get('max_ms','?')} | {h.get('errors','?')} | {p.get('per_second','?')} | {ratio:.2f} |")
+      f"{h.get('max_ms','?')} | {h.get('errors','?')} | {i.get('per_second','?')} | {ratio(h, i):.2f} | "
+      f"{p.get('per_second','?')} | {ratio(h, p):.2f} |")
+w("\nWhat one unit of work cost the database (deltas of `pg_stat_wal`, server-wide, and of "
+  "`pg_stat_database.xact_commit` in the database that did the work; herald's until its deliveries ended, "
+  "so the relay, the claims and the attempt records are in):\n")
+w("| work | WAL bytes | WAL fsyncs | commits |")
+w("|---|---:|---:|---:|")
+for label, what in (("pgbench_insert", "pgbench one-row INSERT, 32 connections (per transaction)"),
+                    ("pgbench", "pgbench of herald's resend statements, 32 connections (per transaction)"),
+                    ("resend", "herald resend API, 32 connections, to SMTP accepted (per resend)"),
+                    ("bulk", "herald bulk re-invite, to SMTP accepted (per user)")):
+    x = find("wal", label=label)
+    if x:
+        w(f"| {what} | {x.get('wal_bytes_per','?')} | {x.get('wal_syncs_per','?')} | {x.get('commits_per','?')} |")
+w("")
 h = find("resend_half")
 w(f"\nAt half the 32-connection throughput (open loop, {h.get('rate','?')} req/s offered over 32 connections): "
   f"{h.get('per_second','?')} req/s, p50 {h.get('p50_ms','?')} ms, p90 {h.get('p90_ms','?')} ms, "

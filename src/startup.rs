@@ -26,7 +26,7 @@ use crate::api::{self, AppState};
 use crate::auth::Authenticator;
 use crate::channels::{EmailSender, SmsSender};
 use crate::config::{Role, Settings};
-use crate::delivery::relay::Kick;
+use crate::delivery::relay::{Handoff, Kick};
 use crate::delivery::{DeliveryWorker, OutboxRelay, Pipeline, RetryPolicy, SweepTerms, Sweeper};
 use crate::directory::Directory;
 use crate::domain::id::READ_ONLY_NODE;
@@ -195,8 +195,15 @@ impl Application {
         Sweeper::start(pool.clone(), relay.clone(), terms);
         // A kick is a tiny, idempotent notification: do_send (no mailbox bound) is
         // fine, and the relay coalesces kicks that arrive during a sweep.
+        let handoff = crate::invite::Handoff {
+            lease: crate::delivery::relay::PUBLISH_LEASE,
+            hand: {
+                let relay = relay.clone();
+                Arc::new(move |rows| relay.do_send(Handoff(rows)))
+            },
+        };
         let kick: crate::invite::DeliveryHook = Arc::new(move |_id| relay.do_send(Kick));
-        let invites = services.invites.with_delivery_hook(kick.clone());
+        let invites = services.invites.with_handoff(handoff);
         let bulk = BulkService::new(pool.clone(), services.ids.clone(), publisher.clone(), topology.exchange());
         let replay = ReplayService::new(pool.clone(), invites.clone(), metrics.clone(), Some(kick.clone()));
         let (providers, receiver) =

@@ -1,8 +1,10 @@
 //! `OutboxRelay`: publishes deliveries that are committed but not yet on the
-//! broker. Kicked right after each commit (fast path) and on a one-second tick
-//! (sweep after a broker outage or a crash). `FOR UPDATE SKIP LOCKED` and a
-//! committed claim (`publishing_until`) let one relay per process share the
-//! outbox; a row is marked published only after the broker confirmed its message.
+//! broker. A resend's deliveries are handed over right after their commit, written
+//! already claimed for this relay (`Handoff`: no read of the outbox); other writers
+//! kick it, and a one-second tick sweeps the outbox (after a broker outage or a
+//! crash). `FOR UPDATE SKIP LOCKED` and a committed claim (`publishing_until`) let
+//! one relay per process share the outbox; a row is marked published only after
+//! the broker confirmed its message, or when a worker claimed it.
 //!
 //! No transaction stays open while the broker is waited for (docs/ARCHITECTURE.md,
 //! "Guarantees": a blocked broker): the claim commits first, the publish waits at
@@ -11,6 +13,7 @@
 //! never waits on it. While the broker is blocked or down the relay does not sweep.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -22,18 +25,34 @@ use crate::queue::link::LinkHandle;
 use crate::queue::publisher::CONFIRM_TIMEOUT;
 use crate::queue::{BrokerState, Publish, Publisher};
 use crate::store;
+use crate::store::outbox::Unpublished;
 
 /// Rows per claim: big enough to amortise the confirm round trip.
 const BATCH: i64 = 500;
-/// How long a relay's claim of outbox rows holds: past the confirm timeout, so a
+/// How long a relay's claim of outbox rows holds (and of rows handed to it,
+/// `invite::Handoff`): past the confirm timeout, so a
 /// live relay always marks or hands back its rows first.
-const PUBLISH_LEASE: Duration = Duration::from_secs(CONFIRM_TIMEOUT.as_secs() * 3);
+pub const PUBLISH_LEASE: Duration = Duration::from_secs(CONFIRM_TIMEOUT.as_secs() * 3);
 const TICK: Duration = Duration::from_secs(1);
 
 /// Request: there may be something to publish now.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Kick;
+
+/// Request: publish these rows, committed already claimed for this relay
+/// (`invite::Handoff`): no read of the outbox needed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Handoff(pub Vec<Unpublished>);
+
+/// What the running publish loop is to do next.
+#[derive(Default)]
+struct Pending {
+    handed: Vec<Unpublished>,
+    /// Read the outbox too (a kick or the tick).
+    sweep: bool,
+}
 
 pub struct OutboxRelay {
     pool: PgPool,
@@ -42,54 +61,91 @@ pub struct OutboxRelay {
     link: LinkHandle,
     publisher: Addr<Publisher>,
     exchange: String,
+    pending: Arc<Mutex<Pending>>,
+    /// The publish loop runs; it takes what is pending before it ends.
     running: bool,
-    /// A kick arrived while a sweep ran: sweep again when it ends.
-    again: bool,
 }
 
 impl OutboxRelay {
     pub fn start(pool: PgPool, link: LinkHandle, publisher: Addr<Publisher>, exchange: String) -> Addr<OutboxRelay> {
-        Supervisor::start(move |_| OutboxRelay { pool, link, publisher, exchange, running: false, again: false })
+        Supervisor::start(move |_| OutboxRelay {
+            pool,
+            link,
+            publisher,
+            exchange,
+            pending: Arc::default(),
+            running: false,
+        })
     }
 
-    fn sweep(&mut self, ctx: &mut Context<Self>) {
-        if self.link.state() != BrokerState::Up {
-            return;
-        }
-        if self.running {
-            self.again = true;
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the publish loop unless it runs: it publishes what was handed over,
+    /// then sweeps the outbox if asked, until nothing is pending.
+    fn wake(&mut self, ctx: &mut Context<Self>) {
+        if self.running || self.link.state() != BrokerState::Up {
             return;
         }
         self.running = true;
         let (pool, publisher, exchange) = (self.pool.clone(), self.publisher.clone(), self.exchange.clone());
+        let pending = self.pending.clone();
         let work = async move {
             loop {
-                match sweep_once(&pool, &publisher, &exchange).await {
-                    Ok(n) if n as i64 == BATCH => continue,
-                    Ok(_) => break,
-                    Err(e) => {
+                let (handed, sweep) = {
+                    let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
+                    (std::mem::take(&mut p.handed), std::mem::take(&mut p.sweep))
+                };
+                if handed.is_empty() && !sweep {
+                    break;
+                }
+                for rows in handed.chunks(BATCH as usize) {
+                    if let Err(e) = publish(&pool, &publisher, &exchange, rows.to_vec()).await {
                         tracing::warn!(error = %e, "outbox relay: publish failed; rows stay queued for the next sweep");
-                        break;
+                    }
+                }
+                while sweep {
+                    match sweep_once(&pool, &publisher, &exchange).await {
+                        Ok(n) if n as i64 == BATCH => continue,
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "outbox relay: publish failed; rows stay queued for the next sweep");
+                            break;
+                        }
                     }
                 }
             }
         };
         ctx.spawn(work.into_actor(self).map(|_, act, ctx| {
             act.running = false;
-            if std::mem::take(&mut act.again) {
-                act.sweep(ctx);
+            // Handed over after the loop looked for the last time.
+            let left = { !act.pending().handed.is_empty() };
+            if left {
+                act.wake(ctx);
             }
         }));
     }
 }
 
-/// One batch: claim (committed), publish with confirms outside any transaction,
-/// mark what was confirmed, hand back the rest.
+/// One batch from the outbox: claim (committed), then [`publish`].
 async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) -> anyhow::Result<usize> {
     let rows = store::outbox::take_unpublished(pool, BATCH, PUBLISH_LEASE).await?;
-    if rows.is_empty() {
-        return Ok(0);
+    let n = rows.len();
+    if n > 0 {
+        publish(pool, publisher, exchange, rows).await?;
     }
+    Ok(n)
+}
+
+/// Publishes rows claimed for this relay with confirms, outside any transaction;
+/// marks what was confirmed and hands back the rest.
+async fn publish(
+    pool: &PgPool,
+    publisher: &Addr<Publisher>,
+    exchange: &str,
+    rows: Vec<Unpublished>,
+) -> anyhow::Result<()> {
     // Transactional deliveries one per message (each on its own, at once); bulk
     // ones up to IDS_PER_MESSAGE per message of their channel.
     let mut messages = Vec::new();
@@ -140,7 +196,7 @@ async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) 
     if let Some(Err(e)) = results.into_iter().find(|r| r.is_err()) {
         anyhow::bail!("{failed} of {} deliveries not confirmed: {e}", rows.len());
     }
-    Ok(rows.len())
+    Ok(())
 }
 
 /// The rows whose message the broker did not confirm: `members[m]` lists the
@@ -153,8 +209,8 @@ impl Actor for OutboxRelay {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(TICK, |act, ctx| act.sweep(ctx));
-        self.sweep(ctx);
+        ctx.run_interval(TICK, |act, ctx| act.handle(Kick, ctx));
+        self.handle(Kick, ctx);
     }
 }
 
@@ -168,7 +224,38 @@ impl Handler<Kick> for OutboxRelay {
     type Result = ();
 
     fn handle(&mut self, _: Kick, ctx: &mut Self::Context) {
-        self.sweep(ctx);
+        if self.link.state() != BrokerState::Up {
+            return;
+        }
+        self.pending().sweep = true;
+        self.wake(ctx);
+    }
+}
+
+impl Handler<Handoff> for OutboxRelay {
+    type Result = ();
+
+    fn handle(&mut self, Handoff(rows): Handoff, ctx: &mut Self::Context) {
+        if rows.is_empty() {
+            return;
+        }
+        if self.link.state() != BrokerState::Up {
+            // Claimed for this relay, which cannot publish them now: hand them back
+            // to the outbox, so the first sweep after the broker is back takes them.
+            let pool = self.pool.clone();
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            ctx.spawn(
+                async move {
+                    if let Err(e) = store::outbox::release(&pool, &ids).await {
+                        tracing::warn!(error = %e, "outbox relay: cannot hand rows back; they wait for their claim to end");
+                    }
+                }
+                .into_actor(self),
+            );
+            return;
+        }
+        self.pending().handed.extend(rows);
+        self.wake(ctx);
     }
 }
 

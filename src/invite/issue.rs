@@ -172,14 +172,18 @@ impl InviteService {
         let sequences: HashMap<String, i64> = if writes.is_empty() {
             HashMap::new()
         } else {
-            store::invites::write_issues(&mut tx, &writes).await?.into_iter().collect()
+            let publishing_until = self.handoff.as_ref().map(|h| chrono::Utc::now() + h.lease);
+            store::invites::write_issues(&mut tx, &writes, publishing_until).await?.into_iter().collect()
         };
         if !failures.is_empty() {
             let rows: Vec<(&str, &str, &str)> = failures.iter().map(|(j, u, e)| (*j, u.as_ref(), e.as_str())).collect();
             store::bulk::record_failures(&mut tx, &rows).await?;
         }
         tx.commit().await?;
-        self.count_org_sends(&writes).await;
+        self.count_org_sends(&writes);
+        if let Some(handoff) = &self.handoff {
+            (handoff.hand)(writes.iter().filter_map(handed).collect());
+        }
         for (write, (i, code, org_id)) in writes.iter().zip(planned) {
             let sequence = sequences.get(&write.user_id).copied().unwrap_or_default();
             let delivery_id = write.delivery.as_ref().map(|d| d.id);
@@ -192,9 +196,6 @@ impl InviteService {
                 returned = write.returned,
                 "invite code issued"
             );
-            if let (Some(id), Some(hook)) = (delivery_id, &self.on_delivery) {
-                hook(id);
-            }
             results[i] = Some(Ok(Issued {
                 details: Details { sequence, change_date: write.at, creation_date: write.at, resource_owner: org_id },
                 code,
@@ -244,33 +245,45 @@ impl InviteService {
             let by_minute = |(key, count, oldest): (String, i64, Option<chrono::DateTime<chrono::Utc>>)| {
                 (key, count, oldest.map(|m| m + chrono::TimeDelta::minutes(1)))
             };
-            counts.by_org = rows.into_iter().map(by_minute).map(window).collect();
+            // What this process counted and has not written yet (`tally.rs`).
+            let with_unwritten = |(key, count, oldest): (String, i64, Option<chrono::DateTime<chrono::Utc>>)| {
+                let (n, first) = self.org_tally.unwritten(&key, since);
+                let oldest = match (oldest, first) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                (key, count + n, oldest)
+            };
+            counts.by_org = rows.into_iter().map(with_unwritten).map(by_minute).map(window).collect();
         }
         Ok(counts)
     }
 
     /// Adds the round's transactional deliveries to their organizations' counts
-    /// (`limits.rs`). After the commit: a count that fails (the database gone just
-    /// now) lets a few codes past the limit rather than fail what was committed.
-    async fn count_org_sends(&self, writes: &[store::invites::IssueWrite]) {
-        let mut sent: HashMap<&str, i32> = HashMap::new();
+    /// (`limits.rs`), in memory, and writes the counts at most once a second
+    /// (`tally.rs`), in a task of its own: a count that fails to be written (the
+    /// database gone just now) stays in memory and never fails what was committed.
+    fn count_org_sends(&self, writes: &[store::invites::IssueWrite]) {
         for w in writes {
             if w.delivery.as_ref().is_some_and(|d| d.lane == crate::domain::Lane::Transactional) {
-                *sent.entry(w.org_id.as_str()).or_default() += 1;
+                self.org_tally.add(&w.org_id, w.at, 1);
             }
         }
-        let Some(at) = writes.first().map(|w| w.at) else { return };
-        if sent.is_empty() {
-            return;
-        }
-        let sent: Vec<(&str, i32)> = sent.into_iter().collect();
-        let counted = async {
-            let mut conn = self.pool.acquire().await?;
-            store::invites::count_org_sends(&mut conn, &sent, at).await
-        };
-        if let Err(e) = counted.await {
-            tracing::warn!(error = %e, "codes sent not counted for the organization limit");
-        }
+        let Some(rows) = self.org_tally.due(chrono::Utc::now().timestamp_millis()) else { return };
+        let (pool, tally) = (self.pool.clone(), self.org_tally.clone());
+        tokio::spawn(async move {
+            let counted = async {
+                let mut conn = pool.acquire().await?;
+                store::invites::count_org_sends(&mut conn, &rows).await
+            };
+            match counted.await {
+                Ok(()) => tally.written(&rows),
+                Err(e) => {
+                    tracing::warn!(error = %e, "codes sent not yet counted for the organization limit; trying again");
+                    tally.failed();
+                }
+            }
+        });
     }
 
     /// What a plan writes: a fresh code (sealed to its user), the event that says
@@ -324,6 +337,17 @@ fn history(state: IssueState) -> History {
         oldest_recent: state.oldest_recent,
         job_done: state.job_done,
     }
+}
+
+/// The delivery a write recorded, as the relay publishes it.
+fn handed(w: &store::invites::IssueWrite) -> Option<store::outbox::Unpublished> {
+    w.delivery.as_ref().map(|d| store::outbox::Unpublished {
+        id: d.id,
+        channel: w.channel,
+        lane: d.lane,
+        attempts: 0,
+        request_id: d.request_id.clone(),
+    })
 }
 
 /// A request no round answered: a bug, never a caller's fault.

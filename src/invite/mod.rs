@@ -14,6 +14,7 @@
 mod issue;
 mod limits;
 mod rules;
+mod tally;
 mod verify;
 
 use std::sync::Arc;
@@ -100,8 +101,19 @@ pub struct IssueContext {
 }
 
 /// Called with a delivery id after the transaction that recorded it committed (the
-/// delivery pipeline publishes it at once instead of waiting for the relay).
+/// relay sweeps the outbox at once instead of at its next tick).
 pub type DeliveryHook = Arc<dyn Fn(i64) + Send + Sync>;
+
+/// Where the deliveries a transaction recorded go once it committed: straight to
+/// this process's relay, which publishes them without reading them back from the
+/// outbox (docs/ARCHITECTURE.md, "Performance"). The rows are written already
+/// claimed for the relay for `lease` (`publishing_until`): another relay leaves
+/// them alone until then, and takes them if this process dies first.
+#[derive(Clone)]
+pub struct Handoff {
+    pub lease: Duration,
+    pub hand: Arc<dyn Fn(Vec<crate::store::outbox::Unpublished>) + Send + Sync>,
+}
 
 #[derive(Clone)]
 pub struct InviteService {
@@ -109,10 +121,12 @@ pub struct InviteService {
     cipher: CodeCipher,
     ids: Arc<IdGenerator>,
     settings: Arc<InviteSettings>,
-    on_delivery: Option<DeliveryHook>,
+    handoff: Option<Handoff>,
     /// Set when a transaction met a database that does not answer: for a moment
     /// after, resends answer 503 at once instead of each waiting for a connection.
     outage: Outage,
+    /// Codes sent per organization, counted in memory (`tally.rs`).
+    org_tally: tally::OrgTally,
 }
 
 /// A moment during which the database is taken to be down (shared by the clones of
@@ -151,12 +165,20 @@ pub struct ResendRequest {
 
 impl InviteService {
     pub fn new(pool: PgPool, cipher: CodeCipher, ids: Arc<IdGenerator>, settings: InviteSettings) -> Self {
-        InviteService { pool, cipher, ids, settings: Arc::new(settings), on_delivery: None, outage: Outage::default() }
+        InviteService {
+            pool,
+            cipher,
+            ids,
+            settings: Arc::new(settings),
+            handoff: None,
+            outage: Outage::default(),
+            org_tally: tally::OrgTally::default(),
+        }
     }
 
-    /// Registers what to do with each newly recorded delivery once it is committed.
-    pub fn with_delivery_hook(mut self, hook: DeliveryHook) -> Self {
-        self.on_delivery = Some(hook);
+    /// Hands each newly recorded delivery to `handoff` once it is committed.
+    pub fn with_handoff(mut self, handoff: Handoff) -> Self {
+        self.handoff = Some(handoff);
         self
     }
 

@@ -174,6 +174,9 @@ pub async fn claim_many(
                  attempts = x.attempts + CASE WHEN v.verdict = 'claimed' THEN 1 ELSE 0 END,
                  lease_until = CASE WHEN v.verdict = 'claimed' THEN $2 ELSE NULL END,
                  claimed_by = CASE WHEN v.verdict = 'claimed' THEN $5 ELSE NULL END,
+                 -- A message of it reached a worker: published, whether or not the
+                 -- relay has marked it yet (`outbox::mark_published`).
+                 published_at = COALESCE(x.published_at, now()), publishing_until = NULL,
                  updated_at = now()
              FROM decided v
              WHERE x.id = v.id AND v.verdict IN ('claimed', 'cancelled', 'superseded', 'expired')

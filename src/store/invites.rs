@@ -155,7 +155,13 @@ const WAITING_TO_SEND: [DeliveryStatus; 2] = [DeliveryStatus::Queued, DeliverySt
 /// deliveries still waiting, records the new delivery and the job's result. One
 /// statement for the whole set (each user at most once), one round trip. Returns
 /// `(user id, event sequence)` per write. The caller holds the users' row locks.
-pub async fn write_issues(conn: &mut PgConnection, writes: &[IssueWrite]) -> Result<Vec<(String, i64)>, sqlx::Error> {
+/// `publishing_until`: the new deliveries are written claimed by this process's
+/// relay until then (`outbox::take_unpublished`), or left for any relay.
+pub async fn write_issues(
+    conn: &mut PgConnection,
+    writes: &[IssueWrite],
+    publishing_until: Option<DateTime<Utc>>,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let d = |f: fn(&IssueDelivery) -> Option<&str>| {
         writes.iter().map(|w| w.delivery.as_ref().and_then(f)).collect::<Vec<_>>()
     };
@@ -198,9 +204,10 @@ pub async fn write_issues(conn: &mut PgConnection, writes: &[IssueWrite]) -> Res
                  ORDER BY id FOR UPDATE)
          ), delivery AS (
              INSERT INTO deliveries (id, user_id, org_id, channel, recipient, template, locale, status,
-                                     code_event_sequence, created_at, updated_at, request_id, lane, job_id)
+                                     code_event_sequence, created_at, updated_at, request_id, lane, job_id,
+                                     publishing_until)
              SELECT w.delivery_id, w.user_id, w.org_id, w.channel, w.recipient, w.template, w.locale, $21::text,
-                    c.event_sequence, w.at, w.at, w.request_id, w.lane, w.job_id
+                    c.event_sequence, w.at, w.at, w.request_id, w.lane, w.job_id, $22::timestamptz
              FROM w JOIN code c ON c.user_id = w.user_id WHERE w.delivery_id IS NOT NULL
          ), result AS (
              INSERT INTO bulk_results (job_id, user_id, error_id, at)
@@ -233,6 +240,7 @@ pub async fn write_issues(conn: &mut PgConnection, writes: &[IssueWrite]) -> Res
     .bind(DeliveryStatus::Superseded.as_str())
     .bind(WAITING_TO_SEND.map(DeliveryStatus::as_str).to_vec())
     .bind(DeliveryStatus::Queued.as_str())
+    .bind(publishing_until)
     .fetch_all(conn)
     .await
 }
@@ -279,28 +287,27 @@ pub async fn recent_by_org(
     .await
 }
 
-/// Adds what each organization sent at `at` to its minute, and drops its minutes
-/// older than two hours. Run after the commit that sent them, in a statement of its
-/// own: inside the transaction, the minute's row would serialise an
-/// organization's concurrent resends.
+/// Adds what each organization sent to its minutes (`(org, minute, codes)`), and
+/// drops its minutes older than two hours. Called by the in-memory tally of a
+/// process at most once a second (`invite/tally.rs`): inside each resend's
+/// transaction, the minute's row would serialise an organization's resends.
 pub async fn count_org_sends(
     conn: &mut PgConnection,
-    sent: &[(&str, i32)],
-    at: DateTime<Utc>,
+    sent: &[(String, DateTime<Utc>, i64)],
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "WITH added AS (
              INSERT INTO org_send_counts (org_id, minute, sent)
-             SELECT org_id, date_trunc('minute', $3::timestamptz), n FROM unnest($1::text[], $2::int[]) AS k(org_id, n)
-             ORDER BY org_id
+             SELECT org_id, minute, n FROM unnest($1::text[], $2::timestamptz[], $3::bigint[]) AS k(org_id, minute, n)
+             ORDER BY org_id, minute
              ON CONFLICT (org_id, minute) DO UPDATE SET sent = org_send_counts.sent + EXCLUDED.sent
          )
          DELETE FROM org_send_counts
-         WHERE org_id = ANY($1) AND minute < date_trunc('minute', $3::timestamptz) - interval '2 hours'",
+         WHERE org_id = ANY($1) AND minute < now() - interval '2 hours'",
     )
-    .bind(sent.iter().map(|s| s.0).collect::<Vec<_>>())
+    .bind(sent.iter().map(|s| s.0.as_str()).collect::<Vec<_>>())
     .bind(sent.iter().map(|s| s.1).collect::<Vec<_>>())
-    .bind(at)
+    .bind(sent.iter().map(|s| s.2).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())

@@ -70,14 +70,20 @@ pub async fn take_unpublished(
     rows.into_iter().map(Unpublished::try_from).collect()
 }
 
-/// The broker confirmed these rows' messages. Whatever happened to a row since
-/// (claimed, superseded), its message is out. Rows are locked in id order, as
-/// claims lock them, so the two never deadlock.
+/// The broker confirmed these rows' messages: those still waiting for a worker are
+/// marked published. A row a worker claimed meanwhile is not written again (the
+/// claim marked it), and a row a claim holds locked right now is skipped rather
+/// than waited for: that claim marks it. Under load a worker often claims a row
+/// before its confirm comes back, and this write then serialised behind the claim.
 pub async fn mark_published(pool: &sqlx::PgPool, ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE deliveries SET published_at = now(), publishing_until = NULL WHERE id = ANY($1)")
-        .bind(ids)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE deliveries SET published_at = now(), publishing_until = NULL
+         WHERE id IN (SELECT id FROM deliveries WHERE id = ANY($1) AND published_at IS NULL AND status = 'queued'
+                      ORDER BY id FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(ids)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
