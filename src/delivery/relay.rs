@@ -105,13 +105,15 @@ impl OutboxRelay {
                         tracing::warn!(error = %e, "outbox relay: publish failed; rows stay queued for the next sweep");
                     }
                 }
-                while sweep {
-                    match sweep_once(&pool, &publisher, &exchange).await {
-                        Ok(n) if n as i64 == BATCH => continue,
-                        Ok(_) => break,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "outbox relay: publish failed; rows stay queued for the next sweep");
-                            break;
+                if sweep {
+                    loop {
+                        match sweep_once(&pool, &publisher, &exchange).await {
+                            Ok(n) if n as i64 == BATCH => continue,
+                            Ok(_) => break,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "outbox relay: publish failed; rows stay queued for the next sweep");
+                                break;
+                            }
                         }
                     }
                 }
