@@ -1,5 +1,6 @@
 -- pgbench: the statements of one resend, as herald runs them (store/users.rs
--- lock_many, store/invites.rs issue_states and write_issues), in one transaction,
+-- lock_many, store/invites.rs issue_states, recent_by_recipient, recent_by_org and
+-- write_issues), in one transaction,
 -- with one user per statement as the HTTP endpoint sends them. Run against a copy
 -- of the seeded database. (The bootstrap token herald's load uses is checked in
 -- memory: no statement.)
@@ -18,6 +19,15 @@ CROSS JOIN LATERAL (
     WHERE e.aggregate_id = k.user_id AND e.type = 'invite.code.added' AND e.created_at > now() - interval '1 hour'
 ) rc
 LEFT JOIN invite_codes c ON c.user_id = k.user_id;
+SELECT k.key, w.n, w.oldest FROM unnest(ARRAY['user' || :n || '@bench.example']) AS k(key)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n, min(created_at) AS oldest FROM (
+        SELECT d.created_at FROM deliveries d WHERE d.recipient = k.key AND d.created_at > now() - interval '1 hour'
+        ORDER BY d.created_at LIMIT 1000000) x
+) w;
+SELECT k.key, coalesce(sum(c.sent), 0)::bigint, min(c.minute) FROM unnest(ARRAY['bench-org']) AS k(key)
+LEFT JOIN org_send_counts c ON c.org_id = k.key AND c.minute >= date_trunc('minute', now() - interval '1 hour')
+GROUP BY k.key;
 WITH w AS (
     SELECT * FROM unnest(ARRAY['bench-' || :n], ARRAY['bench-org'], ARRAY[now()], ARRAY['bootstrap'],
                          ARRAY['{"channel": "email", "returned": false, "applicationName": "Bench"}'::jsonb],
@@ -58,9 +68,9 @@ WITH w AS (
         ORDER BY id FOR UPDATE)
 ), delivery AS (
     INSERT INTO deliveries (id, user_id, org_id, channel, recipient, template, locale, status,
-                            code_event_sequence, created_at, updated_at, request_id, lane, job_id)
+                            code_event_sequence, created_at, updated_at, request_id, lane, job_id, publishing_until)
     SELECT w.delivery_id, w.user_id, w.org_id, w.channel, w.recipient, w.template, w.locale, 'queued',
-           c.event_sequence, w.at, w.at, w.request_id, w.lane, w.job_id
+           c.event_sequence, w.at, w.at, w.request_id, w.lane, w.job_id, now() + interval '30 seconds'
     FROM w JOIN code c ON c.user_id = w.user_id WHERE w.delivery_id IS NOT NULL
 ), result AS (
     INSERT INTO bulk_results (job_id, user_id, error_id, at)
