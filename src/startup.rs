@@ -196,7 +196,8 @@ impl Application {
         // A kick is a tiny, idempotent notification: do_send (no mailbox bound) is
         // fine, and the relay coalesces kicks that arrive during a sweep.
         let handoff = crate::invite::Handoff {
-            lease: crate::delivery::relay::PUBLISH_LEASE,
+            hold: settings.delivery.republish_after,
+            holder: liveness.clone(),
             hand: {
                 let relay = relay.clone();
                 Arc::new(move |rows| relay.do_send(Handoff(rows)))

@@ -1,10 +1,12 @@
 //! `OutboxRelay`: publishes deliveries that are committed but not yet on the
 //! broker. A resend's deliveries are handed over right after their commit, written
-//! already claimed for this relay (`Handoff`: no read of the outbox); other writers
-//! kick it, and a one-second tick sweeps the outbox (after a broker outage or a
+//! held by this process (`Handoff`: no read of the outbox, and no write when the
+//! broker confirms them: the worker's claim marks them published, and the sweeper
+//! hands them back if this process dies or their hold runs out). Other writers kick
+//! the relay, and a one-second tick sweeps the outbox (after a broker outage or a
 //! crash). `FOR UPDATE SKIP LOCKED` and a committed claim (`publishing_until`) let
-//! one relay per process share the outbox; a row is marked published only after
-//! the broker confirmed its message, or when a worker claimed it.
+//! one relay per process share the outbox; a swept row is marked published only
+//! after the broker confirmed its message, or when a worker claimed it.
 //!
 //! No transaction stays open while the broker is waited for (docs/ARCHITECTURE.md,
 //! "Guarantees": a blocked broker): the claim commits first, the publish waits at
@@ -29,10 +31,9 @@ use crate::store::outbox::Unpublished;
 
 /// Rows per claim: big enough to amortise the confirm round trip.
 const BATCH: i64 = 500;
-/// How long a relay's claim of outbox rows holds (and of rows handed to it,
-/// `invite::Handoff`): past the confirm timeout, so a
+/// How long a relay's claim of outbox rows holds: past the confirm timeout, so a
 /// live relay always marks or hands back its rows first.
-pub const PUBLISH_LEASE: Duration = Duration::from_secs(CONFIRM_TIMEOUT.as_secs() * 3);
+const PUBLISH_LEASE: Duration = Duration::from_secs(CONFIRM_TIMEOUT.as_secs() * 3);
 const TICK: Duration = Duration::from_secs(1);
 
 /// Request: there may be something to publish now.
@@ -101,7 +102,7 @@ impl OutboxRelay {
                     break;
                 }
                 for rows in handed.chunks(BATCH as usize) {
-                    if let Err(e) = publish(&pool, &publisher, &exchange, rows.to_vec()).await {
+                    if let Err(e) = publish(&pool, &publisher, &exchange, rows.to_vec(), Confirmed::Leave).await {
                         tracing::warn!(error = %e, "outbox relay: publish failed; rows stay queued for the next sweep");
                     }
                 }
@@ -135,18 +136,29 @@ async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) 
     let rows = store::outbox::take_unpublished(pool, BATCH, PUBLISH_LEASE).await?;
     let n = rows.len();
     if n > 0 {
-        publish(pool, publisher, exchange, rows).await?;
+        publish(pool, publisher, exchange, rows, Confirmed::Mark).await?;
     }
     Ok(n)
 }
 
+/// What a confirmed row needs written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Confirmed {
+    /// Taken from the outbox: marked published, or a sweep would take it again.
+    Mark,
+    /// Handed over: nothing; its hold (`invite::Handoff`) keeps the sweeps away
+    /// until a worker claims it.
+    Leave,
+}
+
 /// Publishes rows claimed for this relay with confirms, outside any transaction;
-/// marks what was confirmed and hands back the rest.
+/// marks what was confirmed if asked and hands back the rest.
 async fn publish(
     pool: &PgPool,
     publisher: &Addr<Publisher>,
     exchange: &str,
     rows: Vec<Unpublished>,
+    confirmed_rows: Confirmed,
 ) -> anyhow::Result<()> {
     // Transactional deliveries one per message (each on its own, at once); bulk
     // ones up to IDS_PER_MESSAGE per message of their channel.
@@ -187,7 +199,7 @@ async fn publish(
             confirmed.push(r.id)
         }
     }
-    if !confirmed.is_empty() {
+    if !confirmed.is_empty() && confirmed_rows == Confirmed::Mark {
         store::outbox::mark_published(pool, &confirmed).await?;
     }
     if !unconfirmed.is_empty() {

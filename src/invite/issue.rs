@@ -172,8 +172,7 @@ impl InviteService {
         let sequences: HashMap<String, i64> = if writes.is_empty() {
             HashMap::new()
         } else {
-            let publishing_until = self.handoff.as_ref().map(|h| chrono::Utc::now() + h.lease);
-            store::invites::write_issues(&mut tx, &writes, publishing_until).await?.into_iter().collect()
+            store::invites::write_issues(&mut tx, &writes, self.handed()).await?.into_iter().collect()
         };
         if !failures.is_empty() {
             let rows: Vec<(&str, &str, &str)> = failures.iter().map(|(j, u, e)| (*j, u.as_ref(), e.as_str())).collect();
@@ -181,7 +180,7 @@ impl InviteService {
         }
         tx.commit().await?;
         self.count_org_sends(&writes);
-        if let Some(handoff) = &self.handoff {
+        if let (Some(handoff), Some(_)) = (&self.handoff, self.handed()) {
             (handoff.hand)(writes.iter().filter_map(handed).collect());
         }
         for (write, (i, code, org_id)) in writes.iter().zip(planned) {
@@ -284,6 +283,15 @@ impl InviteService {
                 }
             }
         });
+    }
+
+    /// Who holds the round's new deliveries: this process's relay, if there is one
+    /// and the process has a row (one without would look dead to every sweeper).
+    fn handed(&self) -> Option<store::invites::Handed> {
+        let h = self.handoff.as_ref()?;
+        let process = h.holder.process();
+        let until = chrono::Utc::now() + chrono::Duration::from_std(h.hold).ok()?;
+        (process != 0).then_some(store::invites::Handed { process, until })
     }
 
     /// What a plan writes: a fresh code (sealed to its user), the event that says

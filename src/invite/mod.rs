@@ -106,12 +106,15 @@ pub type DeliveryHook = Arc<dyn Fn(i64) + Send + Sync>;
 
 /// Where the deliveries a transaction recorded go once it committed: straight to
 /// this process's relay, which publishes them without reading them back from the
-/// outbox (docs/ARCHITECTURE.md, "Performance"). The rows are written already
-/// claimed for the relay for `lease` (`publishing_until`): another relay leaves
-/// them alone until then, and takes them if this process dies first.
+/// outbox and writes nothing when the broker confirms them (docs/ARCHITECTURE.md,
+/// "Performance"). The rows are written held by this process (`claimed_by`, from
+/// `holder`) for `hold` (`publishing_until`): the outbox sweep leaves them alone,
+/// and the sweeper hands them back at once if this process dies, or when the hold
+/// runs out (a message the broker lost, as for any published row).
 #[derive(Clone)]
 pub struct Handoff {
-    pub lease: Duration,
+    pub hold: Duration,
+    pub holder: crate::liveness::Liveness,
     pub hand: Arc<dyn Fn(Vec<crate::store::outbox::Unpublished>) + Send + Sync>,
 }
 

@@ -137,7 +137,8 @@ pub async fn lock_for_replay(conn: &mut PgConnection, id: i64) -> Result<Option<
 pub async fn requeue(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE deliveries SET status = 'queued', attempts = 0, published_at = NULL, last_error = NULL,
-                next_attempt_at = NULL, lease_until = NULL, updated_at = now()
+                next_attempt_at = NULL, lease_until = NULL, claimed_by = NULL, publishing_until = NULL,
+                updated_at = now()
          WHERE id = $1 AND status = 'dead'",
     )
     .bind(id)

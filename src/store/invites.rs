@@ -137,6 +137,14 @@ pub struct IssueWrite {
     pub job_id: Option<String>,
 }
 
+/// The relay the new deliveries of a write are handed to: its process's row and
+/// the end of its hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Handed {
+    pub process: i64,
+    pub until: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone)]
 pub struct IssueDelivery {
     pub id: i64,
@@ -155,12 +163,13 @@ const WAITING_TO_SEND: [DeliveryStatus; 2] = [DeliveryStatus::Queued, DeliverySt
 /// deliveries still waiting, records the new delivery and the job's result. One
 /// statement for the whole set (each user at most once), one round trip. Returns
 /// `(user id, event sequence)` per write. The caller holds the users' row locks.
-/// `publishing_until`: the new deliveries are written claimed by this process's
-/// relay until then (`outbox::take_unpublished`), or left for any relay.
+/// `handed`: the new deliveries are written held by the relay of this process
+/// (`claimed_by`) until the given time (`invite::Handoff`); without it they are
+/// left to the outbox sweep of any relay.
 pub async fn write_issues(
     conn: &mut PgConnection,
     writes: &[IssueWrite],
-    publishing_until: Option<DateTime<Utc>>,
+    handed: Option<Handed>,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let d = |f: fn(&IssueDelivery) -> Option<&str>| {
         writes.iter().map(|w| w.delivery.as_ref().and_then(f)).collect::<Vec<_>>()
@@ -205,9 +214,9 @@ pub async fn write_issues(
          ), delivery AS (
              INSERT INTO deliveries (id, user_id, org_id, channel, recipient, template, locale, status,
                                      code_event_sequence, created_at, updated_at, request_id, lane, job_id,
-                                     publishing_until)
+                                     publishing_until, claimed_by)
              SELECT w.delivery_id, w.user_id, w.org_id, w.channel, w.recipient, w.template, w.locale, $21::text,
-                    c.event_sequence, w.at, w.at, w.request_id, w.lane, w.job_id, $22::timestamptz
+                    c.event_sequence, w.at, w.at, w.request_id, w.lane, w.job_id, $22::timestamptz, $23::bigint
              FROM w JOIN code c ON c.user_id = w.user_id WHERE w.delivery_id IS NOT NULL
          ), result AS (
              INSERT INTO bulk_results (job_id, user_id, error_id, at)
@@ -240,7 +249,8 @@ pub async fn write_issues(
     .bind(DeliveryStatus::Superseded.as_str())
     .bind(WAITING_TO_SEND.map(DeliveryStatus::as_str).to_vec())
     .bind(DeliveryStatus::Queued.as_str())
-    .bind(publishing_until)
+    .bind(handed.map(|h| h.until))
+    .bind(handed.map(|h| h.process))
     .fetch_all(conn)
     .await
 }

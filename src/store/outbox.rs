@@ -46,6 +46,9 @@ impl TryFrom<UnpublishedRow> for Unpublished {
 /// claim whose relay died runs out and the rows are taken again. `SKIP LOCKED`
 /// and the lease let any number of relays (one per process) share the outbox.
 ///
+/// Rows handed to a relay (`claimed_by` set: `invite::Handoff`) are not taken here:
+/// the sweeper hands them back when their holder is dead or their hold ran out.
+///
 /// The status stays a literal in the statement: the partial index
 /// `deliveries_unpublished` (`status = 'queued'`) serves it only then.
 pub async fn take_unpublished(
@@ -56,7 +59,7 @@ pub async fn take_unpublished(
     let rows: Vec<UnpublishedRow> = sqlx::query_as(
         "UPDATE deliveries SET publishing_until = now() + make_interval(secs => $2)
          WHERE id IN (SELECT id FROM deliveries
-                      WHERE published_at IS NULL AND status = 'queued'
+                      WHERE published_at IS NULL AND status = 'queued' AND claimed_by IS NULL
                         AND (publishing_until IS NULL OR publishing_until < now())
                       ORDER BY created_at
                       LIMIT $1
@@ -87,12 +90,16 @@ pub async fn mark_published(pool: &sqlx::PgPool, ids: &[i64]) -> Result<(), sqlx
     Ok(())
 }
 
-/// The broker did not confirm these rows' messages: the next sweep takes them again.
+/// The broker did not confirm these rows' messages (or the relay they were handed
+/// to cannot publish now): the next sweep takes them.
 pub async fn release(pool: &sqlx::PgPool, ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE deliveries SET publishing_until = NULL WHERE id = ANY($1) AND published_at IS NULL")
-        .bind(ids)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE deliveries SET publishing_until = NULL, claimed_by = NULL
+         WHERE id = ANY($1) AND published_at IS NULL AND status = 'queued'",
+    )
+    .bind(ids)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -100,7 +107,10 @@ pub async fn release(pool: &sqlx::PgPool, ids: &[i64]) -> Result<(), sqlx::Error
 /// (`queued`, unpublished) so the relay publishes them again: a `sending` row whose
 /// lease ran out or whose worker's process is dead, a `retrying` row
 /// `republish_after` past its retry time, a published `queued` row `republish_after`
-/// after its publish (the broker lost or dead-lettered its message). A duplicate
+/// after its publish (the broker lost or dead-lettered its message), a `queued` row
+/// handed to a relay (`claimed_by` its process) whose process is dead or whose hold
+/// ran out (`republish_after` after its commit: published and lost, or never
+/// published). A duplicate
 /// message is harmless (the claim finds the row leased or finished); a lost one
 /// would leave the row waiting forever. `SKIP LOCKED`: any number of sweepers.
 /// Returns the ids handed back.
@@ -119,7 +129,9 @@ pub async fn hand_back_stranded(
     let stranded = format!(
         "((d.status = 'sending' AND (d.lease_until IS NULL OR d.lease_until < now() OR {dead}))
            OR (d.status = 'retrying' AND d.next_attempt_at < now() - make_interval(secs => $2))
-           OR (d.status = 'queued' AND d.published_at < now() - make_interval(secs => $2)))"
+           OR (d.status = 'queued' AND d.published_at < now() - make_interval(secs => $2))
+           OR (d.status = 'queued' AND d.published_at IS NULL AND d.claimed_by IS NOT NULL
+               AND (COALESCE(d.publishing_until, '-infinity') < now() OR {dead})))"
     );
     sqlx::query_scalar(&format!(
         "WITH candidates AS (
@@ -131,7 +143,8 @@ pub async fn hand_back_stranded(
              -- Locked with no join, then checked again on what the lock read: a
              -- row claimed meanwhile has a new holder, and a join made before the
              -- lock would still show the old one.
-             SELECT id, status, lease_until, claimed_by, next_attempt_at, published_at FROM deliveries
+             SELECT id, status, lease_until, claimed_by, next_attempt_at, published_at, publishing_until
+             FROM deliveries
              WHERE id IN (SELECT id FROM candidates)
              ORDER BY id
              FOR UPDATE SKIP LOCKED
@@ -157,9 +170,12 @@ pub async fn hand_back_stranded(
     .await
 }
 
-/// Queued deliveries not yet handed to the broker (the `/metrics` backlog).
+/// Queued deliveries waiting for a sweep of the outbox (the `/metrics` backlog); rows
+/// handed to a relay are on their way already.
 pub async fn outbox_backlog(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE published_at IS NULL AND status = 'queued'")
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar(
+        "SELECT count(*) FROM deliveries WHERE published_at IS NULL AND status = 'queued' AND claimed_by IS NULL",
+    )
+    .fetch_one(pool)
+    .await
 }

@@ -18,7 +18,7 @@ pub use asserts::{
     assert_connect_error, assert_error, assert_error_code, assert_write_details, ok_json, retry_after, sequence,
     timestamp,
 };
-pub use broker::{amqp, close_connections_named, drain_queue, publish};
+pub use broker::{amqp, close_connections_named, drain_queue, publish, Taken};
 pub use client::Delivery;
 pub use waiting::{
     eventually, parked, settled, statuses, wait_attempts, wait_ready, wait_status, wait_until_expired, WAIT,

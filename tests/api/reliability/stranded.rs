@@ -3,7 +3,8 @@
 //! taken from the queue behind herald's back (as a purge, or a dead letter by the
 //! queue's `x-delivery-limit`, would), and the sweeper hands the row back to the
 //! outbox, which publishes it again. A claim held by a process that died is taken
-//! over at once, not when its 90 s lease ends.
+//! over at once, not when its 90 s lease ends, and so is a delivery handed to the
+//! relay of a process that died before publishing it.
 
 use std::time::Duration;
 
@@ -38,18 +39,26 @@ async fn send_code(app: &TestApp, user: &str) {
     ok_json(app.create_code(user, &json!({"sendCode": {"applicationName": "Acme"}})).await).await;
 }
 
-/// The newest delivery of `user` once published; its id.
-async fn published(app: &TestApp, user: &str) -> i64 {
-    eventually("the delivery to be published", WAIT, || async {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT id FROM deliveries WHERE user_id = $1 AND published_at IS NOT NULL ORDER BY id DESC LIMIT 1",
-        )
+/// The newest delivery of `user`; its id.
+async fn newest(app: &TestApp, user: &str) -> i64 {
+    sqlx::query_scalar("SELECT id FROM deliveries WHERE user_id = $1 ORDER BY id DESC LIMIT 1")
         .bind(user)
-        .fetch_optional(&app.pool)
+        .fetch_one(&app.pool)
         .await
         .unwrap()
-    })
+}
+
+/// A process that was killed a minute ago: its row, silent since.
+async fn dead_process(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO herald_processes (node, host, pid, started_at, heartbeat_at, alive_since)
+         VALUES (1000, 'gone', 1, now() - interval '2 minutes', now() - interval '1 minute',
+                 now() - interval '2 minutes')
+         RETURNING id",
+    )
+    .fetch_one(&app.pool)
     .await
+    .unwrap()
 }
 
 /// Takes the delivery messages waiting in the e-mail queue, as a purge would.
@@ -83,7 +92,7 @@ async fn a_queued_delivery_whose_message_the_broker_lost_is_published_again_and_
     let api = api_only(&smtp).await;
     let (_org, user) = api.org_and_user().await;
     send_code(&api, &user).await;
-    let id = published(&api, &user).await;
+    let id = newest(&api, &user).await;
 
     assert!(lose_messages(&api).await >= 1);
     let _worker = worker_for(&api).await;
@@ -99,7 +108,7 @@ async fn a_retrying_delivery_whose_retry_message_was_lost_is_sent_anyway() {
     let api = api_only(&smtp).await;
     let (_org, user) = api.org_and_user().await;
     send_code(&api, &user).await;
-    let id = published(&api, &user).await;
+    let id = newest(&api, &user).await;
     lose_messages(&api).await;
     // As after a transient failure whose retry message the broker then lost.
     sqlx::query(
@@ -123,18 +132,11 @@ async fn a_claim_held_by_a_dead_process_is_taken_over_long_before_its_lease_ends
     let api = api_only(&smtp).await;
     let (_org, user) = api.org_and_user().await;
     send_code(&api, &user).await;
-    let id = published(&api, &user).await;
+    let id = newest(&api, &user).await;
+    lose_messages(&api).await;
     // A process claimed it, then was killed: its heartbeat stopped a minute ago,
-    // and its lease still has 90 s to run. Its message is back in the queue.
-    let dead: i64 = sqlx::query_scalar(
-        "INSERT INTO herald_processes (node, host, pid, started_at, heartbeat_at, alive_since)
-         VALUES (1000, 'gone', 1, now() - interval '2 minutes', now() - interval '1 minute',
-                 now() - interval '2 minutes')
-         RETURNING id",
-    )
-    .fetch_one(&api.pool)
-    .await
-    .unwrap();
+    // and its lease still has 90 s to run.
+    let dead = dead_process(&api).await;
     sqlx::query(
         "UPDATE deliveries SET status = 'sending', attempts = 1, claimed_by = $2,
                 lease_until = now() + interval '90 seconds'
@@ -149,6 +151,33 @@ async fn a_claim_held_by_a_dead_process_is_taken_over_long_before_its_lease_ends
 
     // WAIT (30 s) is far below the 90 s lease: only a takeover ends it in time.
     assert_eq!(ends(&api, id).await, ("sent".to_string(), 2));
+    settled(&api).await;
+    assert_eq!(smtp.mails_to("ada@example.com").len(), 1);
+}
+
+#[actix_web::test]
+async fn a_delivery_handed_to_the_relay_of_a_process_that_died_before_publishing_it_is_sent() {
+    let smtp = SmtpServer::start().await;
+    let api = api_only(&smtp).await;
+    let (_org, user) = api.org_and_user().await;
+    send_code(&api, &user).await;
+    let id = newest(&api, &user).await;
+    lose_messages(&api).await;
+    // As if the process that committed it had been killed before its relay
+    // published it: held by that process for ten more minutes, and on no queue.
+    let dead = dead_process(&api).await;
+    sqlx::query(
+        "UPDATE deliveries SET claimed_by = $2, publishing_until = now() + interval '10 minutes' WHERE id = $1",
+    )
+    .bind(id)
+    .bind(dead)
+    .execute(&api.pool)
+    .await
+    .unwrap();
+    let _worker = worker_for(&api).await;
+
+    // WAIT (30 s) is far below the 10 minutes: only a takeover ends it in time.
+    assert_eq!(ends(&api, id).await, ("sent".to_string(), 1));
     settled(&api).await;
     assert_eq!(smtp.mails_to("ada@example.com").len(), 1);
 }
