@@ -49,6 +49,9 @@ impl Sweeper {
         self.running = true;
         let (pool, relay, terms) = (self.pool.clone(), self.relay.clone(), self.terms);
         let work = async move {
+            if let Err(e) = store::outbox::prune_open(&pool).await {
+                tracing::warn!(error = %e, "sweeper: cannot prune the open deliveries");
+            }
             loop {
                 let max = i32::try_from(terms.max_attempts).unwrap_or(i32::MAX);
                 match store::outbox::hand_back_stranded(&pool, terms.dead_after, terms.republish_after, max, BATCH)

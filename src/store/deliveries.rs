@@ -4,9 +4,9 @@
 //! names are re-exported here for the modules that import them from `deliveries`.
 //!
 //! Statuses, channels and lanes cross into SQL only as `as_str()` and come back
-//! only through `parse()` ([`word`]). Literals inside statements stay where a
-//! partial index needs them (`deliveries_unpublished`, `deliveries_dead`: a
-//! bound status would not match the index predicate in a generic plan).
+//! only through `parse()` ([`word`]). No index of `deliveries` names a status (so
+//! its updates stay HOT): the open and the dead deliveries are found through their
+//! own narrow tables, `delivery_open` and `delivery_dead` (migration 0011).
 
 use std::str::FromStr;
 

@@ -48,13 +48,21 @@ pub async fn record_attempts(pool: &sqlx::PgPool, records: &[AttemptRecord]) -> 
          ), attempt AS (
              INSERT INTO delivery_attempts (delivery_id, attempt, started_at, outcome, error, duration_ms)
              SELECT delivery_id, attempt, started_at, outcome, error, duration_ms FROM held
+         ), recorded AS (
+             UPDATE deliveries d SET status = r.status, last_error = COALESCE(r.error, d.last_error),
+                    next_attempt_at = r.next_attempt_at, lease_until = NULL, claimed_by = NULL, updated_at = now(),
+                    sent_at = CASE WHEN r.status = $10 THEN now() ELSE d.sent_at END,
+                    provider_message_id = COALESCE(r.provider_message_id, d.provider_message_id)
+             FROM held r WHERE d.id = r.delivery_id
+             RETURNING d.id, d.status
+         ), closed AS (
+             -- A final record ends the delivery's membership of the open set
+             -- (migration 0011); a dead one joins the dead set.
+             DELETE FROM delivery_open WHERE id IN (SELECT id FROM recorded WHERE status <> ALL($12))
+         ), dead AS (
+             INSERT INTO delivery_dead (id) SELECT id FROM recorded WHERE status = $13 ON CONFLICT DO NOTHING
          )
-         UPDATE deliveries d SET status = r.status, last_error = COALESCE(r.error, d.last_error),
-                next_attempt_at = r.next_attempt_at, lease_until = NULL, claimed_by = NULL, updated_at = now(),
-                sent_at = CASE WHEN r.status = $10 THEN now() ELSE d.sent_at END,
-                provider_message_id = COALESCE(r.provider_message_id, d.provider_message_id)
-         FROM held r WHERE d.id = r.delivery_id
-         RETURNING d.id",
+         SELECT id FROM recorded",
     )
     .bind(records.iter().map(|r| r.delivery_id).collect::<Vec<_>>())
     .bind(records.iter().map(|r| r.attempt).collect::<Vec<_>>())
@@ -67,6 +75,8 @@ pub async fn record_attempts(pool: &sqlx::PgPool, records: &[AttemptRecord]) -> 
     .bind(col(|r| r.provider_message_id.as_deref()))
     .bind(DeliveryStatus::Sent.as_str())
     .bind(DeliveryStatus::Sending.as_str())
+    .bind(DeliveryStatus::WAITING.map(DeliveryStatus::as_str).to_vec())
+    .bind(DeliveryStatus::Dead.as_str())
     .fetch_all(pool)
     .await
 }

@@ -79,12 +79,12 @@ pub async fn dead_ids(
     limit: i64,
 ) -> Result<Vec<i64>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT id FROM deliveries
-         WHERE status = 'dead' AND ($1::text IS NULL OR org_id = $1) AND ($2::text IS NULL OR channel = $2)
-           AND ($3::timestamptz IS NULL OR created_at >= $3) AND ($4::timestamptz IS NULL OR created_at < $4)
-           AND ($5::text IS NULL OR strpos(last_error, $5) > 0) AND ($6::text IS NULL OR user_id = $6)
-           AND id > $7
-         ORDER BY id LIMIT $8",
+        "SELECT d.id FROM delivery_dead x JOIN deliveries d ON d.id = x.id
+         WHERE d.status = 'dead' AND ($1::text IS NULL OR d.org_id = $1) AND ($2::text IS NULL OR d.channel = $2)
+           AND ($3::timestamptz IS NULL OR d.created_at >= $3) AND ($4::timestamptz IS NULL OR d.created_at < $4)
+           AND ($5::text IS NULL OR strpos(d.last_error, $5) > 0) AND ($6::text IS NULL OR d.user_id = $6)
+           AND x.id > $7
+         ORDER BY x.id LIMIT $8",
     )
     .bind(&f.org_id)
     .bind(&f.channel)
@@ -136,10 +136,16 @@ pub async fn lock_for_replay(conn: &mut PgConnection, id: i64) -> Result<Option<
 /// Puts a dead delivery back in the outbox with its attempts reset.
 pub async fn requeue(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE deliveries SET status = 'queued', attempts = 0, published_at = NULL, last_error = NULL,
-                next_attempt_at = NULL, lease_until = NULL, claimed_by = NULL, publishing_until = NULL,
-                updated_at = now()
-         WHERE id = $1 AND status = 'dead'",
+        "WITH requeued AS (
+             UPDATE deliveries SET status = 'queued', attempts = 0, published_at = NULL, last_error = NULL,
+                    next_attempt_at = NULL, lease_until = NULL, claimed_by = NULL, publishing_until = NULL,
+                    updated_at = now()
+             WHERE id = $1 AND status = 'dead'
+             RETURNING id
+         ), opened AS (
+             INSERT INTO delivery_open (id) SELECT id FROM requeued ON CONFLICT DO NOTHING
+         )
+         DELETE FROM delivery_dead WHERE id IN (SELECT id FROM requeued)",
     )
     .bind(id)
     .execute(conn)
@@ -149,9 +155,15 @@ pub async fn requeue(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error
 
 /// A dead delivery whose code was reissued: a newer code replaced its code.
 pub async fn supersede_dead(pool: &sqlx::PgPool, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE deliveries SET status = 'superseded', updated_at = now() WHERE id = $1 AND status = 'dead'")
-        .bind(id)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "WITH ended AS (
+             UPDATE deliveries SET status = 'superseded', updated_at = now() WHERE id = $1 AND status = 'dead'
+             RETURNING id
+         )
+         DELETE FROM delivery_dead WHERE id IN (SELECT id FROM ended)",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
     Ok(())
 }

@@ -218,6 +218,9 @@ pub async fn write_issues(
              SELECT w.delivery_id, w.user_id, w.org_id, w.channel, w.recipient, w.template, w.locale, $21::text,
                     c.event_sequence, w.at, w.at, w.request_id, w.lane, w.job_id, $22::timestamptz, $23::bigint
              FROM w JOIN code c ON c.user_id = w.user_id WHERE w.delivery_id IS NOT NULL
+             RETURNING id
+         ), opened AS (
+             INSERT INTO delivery_open (id) SELECT id FROM delivery
          ), result AS (
              INSERT INTO bulk_results (job_id, user_id, error_id, at)
              SELECT w.job_id, w.user_id, NULL, w.at FROM w JOIN code c ON c.user_id = w.user_id

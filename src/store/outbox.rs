@@ -49,8 +49,8 @@ impl TryFrom<UnpublishedRow> for Unpublished {
 /// Rows handed to a relay (`claimed_by` set: `invite::Handoff`) are not taken here:
 /// the sweeper hands them back when their holder is dead or their hold ran out.
 ///
-/// The status stays a literal in the statement: the partial index
-/// `deliveries_unpublished` (`status = 'queued'`) serves it only then.
+/// Read from the open set (`delivery_open`, migration 0011): no index of
+/// `deliveries` names a column its updates change, so those updates stay HOT.
 pub async fn take_unpublished(
     pool: &sqlx::PgPool,
     limit: i64,
@@ -58,12 +58,12 @@ pub async fn take_unpublished(
 ) -> Result<Vec<Unpublished>, sqlx::Error> {
     let rows: Vec<UnpublishedRow> = sqlx::query_as(
         "UPDATE deliveries SET publishing_until = now() + make_interval(secs => $2)
-         WHERE id IN (SELECT id FROM deliveries
-                      WHERE published_at IS NULL AND status = 'queued' AND claimed_by IS NULL
-                        AND (publishing_until IS NULL OR publishing_until < now())
-                      ORDER BY created_at
+         WHERE id IN (SELECT d.id FROM delivery_open o JOIN deliveries d ON d.id = o.id
+                      WHERE d.published_at IS NULL AND d.status = 'queued' AND d.claimed_by IS NULL
+                        AND (d.publishing_until IS NULL OR d.publishing_until < now())
+                      ORDER BY d.created_at
                       LIMIT $1
-                      FOR UPDATE SKIP LOCKED)
+                      FOR UPDATE OF d SKIP LOCKED)
          RETURNING id, channel, lane, attempts, request_id",
     )
     .bind(limit)
@@ -135,7 +135,8 @@ pub async fn hand_back_stranded(
     );
     sqlx::query_scalar(&format!(
         "WITH candidates AS (
-             SELECT d.id FROM deliveries d LEFT JOIN herald_processes p ON p.id = d.claimed_by
+             SELECT d.id FROM delivery_open o JOIN deliveries d ON d.id = o.id
+             LEFT JOIN herald_processes p ON p.id = d.claimed_by
              WHERE d.status IN ('queued', 'sending', 'retrying') AND {stranded}
              ORDER BY d.id
              LIMIT $3
@@ -151,16 +152,22 @@ pub async fn hand_back_stranded(
          ), stranded AS (
              SELECT d.id FROM locked d LEFT JOIN herald_processes p ON p.id = d.claimed_by
              WHERE {stranded}
+         ), handed AS (
+             UPDATE deliveries x SET
+                    status = CASE WHEN x.status = 'sending' AND x.attempts >= $4 THEN 'dead' ELSE 'queued' END,
+                    last_error = CASE WHEN x.status = 'sending' AND x.attempts >= $4
+                                      THEN 'no attempt recorded in ' || x.attempts || ' claims (the worker died each time)'
+                                      ELSE x.last_error END,
+                    published_at = NULL, publishing_until = NULL, lease_until = NULL, claimed_by = NULL,
+                    updated_at = now()
+             FROM stranded s WHERE x.id = s.id
+             RETURNING x.id, x.status
+         ), dead AS (
+             INSERT INTO delivery_dead (id) SELECT id FROM handed WHERE status = 'dead' ON CONFLICT DO NOTHING
+         ), closed AS (
+             DELETE FROM delivery_open WHERE id IN (SELECT id FROM handed WHERE status = 'dead')
          )
-         UPDATE deliveries x SET
-                status = CASE WHEN x.status = 'sending' AND x.attempts >= $4 THEN 'dead' ELSE 'queued' END,
-                last_error = CASE WHEN x.status = 'sending' AND x.attempts >= $4
-                                  THEN 'no attempt recorded in ' || x.attempts || ' claims (the worker died each time)'
-                                  ELSE x.last_error END,
-                published_at = NULL, publishing_until = NULL, lease_until = NULL, claimed_by = NULL,
-                updated_at = now()
-         FROM stranded s WHERE x.id = s.id
-         RETURNING x.id"
+         SELECT id FROM handed"
     ))
     .bind(dead_after.as_secs_f64())
     .bind(republish_after.as_secs_f64())
@@ -174,8 +181,22 @@ pub async fn hand_back_stranded(
 /// handed to a relay are on their way already.
 pub async fn outbox_backlog(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT count(*) FROM deliveries WHERE published_at IS NULL AND status = 'queued' AND claimed_by IS NULL",
+        "SELECT count(*) FROM delivery_open o JOIN deliveries d ON d.id = o.id
+         WHERE d.published_at IS NULL AND d.status = 'queued' AND d.claimed_by IS NULL",
     )
     .fetch_one(pool)
     .await
+}
+
+/// Takes out of the open set (`delivery_open`, migration 0011) the deliveries that
+/// ended some other way than by a recorded attempt (superseded, expired, cancelled
+/// by a claim or a new code). Returns how many.
+pub async fn prune_open(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM delivery_open o USING deliveries d
+         WHERE o.id = d.id AND d.status NOT IN ('queued', 'sending', 'retrying')",
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -152,13 +152,17 @@ pub async fn store_messages(pool: &PgPool, messages: &[NewMessage]) -> Result<Ve
              FROM input ORDER BY n
              ON CONFLICT (provider_id, dedupe_key) DO NOTHING
              RETURNING delivery_id
+         ), delivery AS (
+             INSERT INTO deliveries (id, user_id, org_id, channel, recipient, template, locale, status,
+                                     code_event_sequence, created_at, updated_at, request_id, source)
+             SELECT i.delivery_id, NULL, i.org_id, i.channel, i.recipient, i.event_type, '', $12, NULL, i.at, i.at,
+                    i.request_id, $13
+             FROM input i JOIN message m ON m.delivery_id = i.delivery_id
+             RETURNING id
+         ), opened AS (
+             INSERT INTO delivery_open (id) SELECT id FROM delivery
          )
-         INSERT INTO deliveries (id, user_id, org_id, channel, recipient, template, locale, status,
-                                 code_event_sequence, created_at, updated_at, request_id, source)
-         SELECT i.delivery_id, NULL, i.org_id, i.channel, i.recipient, i.event_type, '', $12, NULL, i.at, i.at,
-                i.request_id, $13
-         FROM input i JOIN message m ON m.delivery_id = i.delivery_id
-         RETURNING id",
+         SELECT id FROM delivery",
     )
     .bind(order.iter().map(|m| m.delivery_id).collect::<Vec<_>>())
     .bind(col(|m| m.provider_id.clone()))

@@ -43,9 +43,13 @@ pub async fn queued_delivery(pool: &PgPool) -> i64 {
     .await
     .unwrap();
     sqlx::query(
-        "INSERT INTO deliveries (id, user_id, org_id, channel, recipient, template, locale, status,
-                                 code_event_sequence, created_at, updated_at)
-         VALUES ($1, $2, $3, 'email', 'ada@example.com', 'invite_user', 'en', 'queued', 1, now(), now())",
+        "WITH d AS (
+             INSERT INTO deliveries (id, user_id, org_id, channel, recipient, template, locale, status,
+                                     code_event_sequence, created_at, updated_at)
+             VALUES ($1, $2, $3, 'email', 'ada@example.com', 'invite_user', 'en', 'queued', 1, now(), now())
+             RETURNING id
+         )
+         INSERT INTO delivery_open (id) SELECT id FROM d",
     )
     .bind(delivery)
     .bind(&user)
