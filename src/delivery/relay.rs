@@ -41,7 +41,7 @@ const TICK: Duration = Duration::from_secs(1);
 #[rtype(result = "()")]
 pub struct Kick;
 
-/// Request: publish these rows, committed already claimed for this relay
+/// Request: publish these rows, committed held by this process
 /// (`invite::Handoff`): no read of the outbox needed.
 #[derive(Message)]
 #[rtype(result = "()")]
