@@ -169,10 +169,11 @@ impl InviteService {
             Some(tx) => tx,
             None => self.pool.begin().await?,
         };
+        let held_by = self.handed();
         let sequences: HashMap<String, i64> = if writes.is_empty() {
             HashMap::new()
         } else {
-            store::invites::write_issues(&mut tx, &writes, self.handed()).await?.into_iter().collect()
+            store::invites::write_issues(&mut tx, &writes, held_by).await?.into_iter().collect()
         };
         if !failures.is_empty() {
             let rows: Vec<(&str, &str, &str)> = failures.iter().map(|(j, u, e)| (*j, u.as_ref(), e.as_str())).collect();
@@ -180,7 +181,9 @@ impl InviteService {
         }
         tx.commit().await?;
         self.count_org_sends(&writes);
-        if let (Some(handoff), Some(_)) = (&self.handoff, self.handed()) {
+        // Handed over only if written held by this process: a row left to the
+        // outbox sweep is the sweep's to publish.
+        if let (Some(handoff), Some(_)) = (&self.handoff, held_by) {
             (handoff.hand)(writes.iter().filter_map(handed).collect());
         }
         for (write, (i, code, org_id)) in writes.iter().zip(planned) {

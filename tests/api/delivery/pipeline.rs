@@ -5,7 +5,7 @@ use herald::config::Role;
 use serde_json::{json, Value};
 
 use super::{send_code, user_with};
-use crate::helpers::{amqp, drain_queue, eventually, ok_json, spawn_app_with, wait_status, WAIT};
+use crate::helpers::{amqp, drain_queue, eventually, ok_json, spawn_app_with, wait_ready, wait_status, WAIT};
 use crate::ops_helpers::with_mail;
 use crate::smtp::SmtpServer;
 
@@ -135,6 +135,8 @@ async fn broker_messages_carry_ids_and_no_code_address_or_name() {
         .unwrap();
     let queue =
         herald::queue::Topology::new(&app.settings.amqp.prefix, &app.settings.delivery.retry_delays).email_queue();
+    // The queues exist once herald's broker link is up.
+    wait_ready(&app).await;
     let conn = amqp().await;
     let messages = std::cell::RefCell::new(Vec::new());
     let is_newest = |m: &crate::helpers::Taken| {

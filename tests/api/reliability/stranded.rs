@@ -13,7 +13,9 @@ use herald::queue::Topology;
 
 use serde_json::json;
 
-use crate::helpers::{amqp, drain_queue, eventually, ok_json, settled, spawn_app_from, spawn_app_with, TestApp, WAIT};
+use crate::helpers::{
+    amqp, drain_queue, eventually, ok_json, settled, spawn_app_from, spawn_app_with, wait_ready, TestApp, WAIT,
+};
 use crate::ops_helpers::with_mail;
 use crate::smtp::SmtpServer;
 
@@ -63,6 +65,8 @@ async fn dead_process(app: &TestApp) -> i64 {
 
 /// Takes the delivery messages waiting in the e-mail queue, as a purge would.
 async fn lose_messages(app: &TestApp) -> usize {
+    // The queues exist once herald's broker link is up.
+    wait_ready(app).await;
     let queue = Topology::new(&app.settings.amqp.prefix, &app.settings.delivery.retry_delays).email_queue();
     let conn = amqp().await;
     let n = eventually("the message in the queue", WAIT, || async {
