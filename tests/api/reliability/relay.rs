@@ -106,3 +106,29 @@ async fn the_sweeper_hands_back_a_dead_holders_row_and_ends_one_that_outlived_ev
         .unwrap()
         .is_empty());
 }
+
+#[actix_web::test]
+async fn a_row_handed_to_the_relay_of_a_dead_process_goes_back_to_the_outbox_long_before_its_hold_ends() {
+    let (_db, pool) = quiet_database().await;
+    let (of_dead, of_live) = (queued_delivery(&pool).await, queued_delivery(&pool).await);
+    let dead = process_row(&pool, 1, 60.0).await;
+    let live = process_row(&pool, 2, 0.0).await;
+    // Both written held by a process's relay for ten minutes and never published.
+    for (id, holder) in [(of_dead, dead), (of_live, live)] {
+        sqlx::query(
+            "UPDATE deliveries SET claimed_by = $2, publishing_until = now() + interval '10 minutes' WHERE id = $1",
+        )
+        .bind(id)
+        .bind(holder)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    assert!(taken(&pool, Duration::from_secs(30)).await.is_empty(), "held rows are not the sweep's");
+
+    let handed = hand_back_stranded(&pool, Duration::from_secs(5), Duration::from_secs(600), 3, 100).await.unwrap();
+
+    assert_eq!(handed, vec![of_dead], "only the dead process's row");
+    assert_eq!(row(&pool, of_dead).await, ("queued".into(), 0, None));
+    assert_eq!(taken(&pool, Duration::from_secs(30)).await, vec![of_dead], "back in the outbox");
+}
