@@ -207,7 +207,7 @@ async fn deliveries_replay_reissue_sends_a_new_code_for_a_dead_delivery_whose_co
     let late = app.create_user(&org, Some("late@example.com"), None).await;
     send_codes(&app, std::slice::from_ref(&late)).await;
     let id = wait_status(&app, &late, "dead").await;
-    wait_until_expired(ttl).await;
+    wait_until_expired(&app.pool, ttl).await;
     accept_again(&smtp, "late@example.com");
 
     // Without --reissue the stale delivery is refused, and nothing is sent.

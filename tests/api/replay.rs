@@ -156,7 +156,7 @@ async fn a_dead_delivery_whose_code_expired_is_stale_and_goes_out_only_with_a_ne
     let org = app.create_org().await;
     let (ada, ada_delivery) = dead_user(&app, &org, "ada@example.com").await;
     let (bob, bob_delivery) = dead_user(&app, &org, "bob@example.com").await;
-    wait_until_expired(ttl).await;
+    wait_until_expired(&app.pool, ttl).await;
     accept_again(&smtp, "ada@example.com");
     accept_again(&smtp, "bob@example.com");
 

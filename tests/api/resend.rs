@@ -121,7 +121,7 @@ async fn an_expired_code_can_be_resent() {
     let app = spawn_app_with(|s| s.invite.code_ttl = ttl).await;
     let (_, user) = app.org_and_user().await;
     ok_json(app.create_code(&user, &json!({})).await).await;
-    wait_until_expired(ttl).await;
+    wait_until_expired(&app.pool, ttl).await;
 
     let resp = ok_json(app.resend(&user).await).await;
 

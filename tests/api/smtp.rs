@@ -28,6 +28,8 @@ struct State {
     delay: Duration,
     /// RCPT commands seen, refused ones included.
     rcpt_attempts: HashMap<String, usize>,
+    /// Woken at every mail accepted: what `wait_for` waits on.
+    arrived: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Clone)]
@@ -94,18 +96,19 @@ impl SmtpServer {
 
     /// Waits until `n` mails to `recipient` arrived (or panics after `timeout`).
     pub async fn wait_for(&self, recipient: &str, n: usize, timeout: Duration) -> Vec<Mail> {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let arrived = self.state.lock().unwrap().arrived.clone();
         loop {
+            // Registered before the look, so a mail accepted in between wakes it.
+            let next = arrived.notified();
+            tokio::pin!(next);
+            next.as_mut().enable();
             let mails = self.mails_to(recipient);
             if mails.len() >= n {
                 return mails;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{n} mail(s) to {recipient} expected, got {} in {timeout:?}",
-                mails.len()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            let woken = tokio::time::timeout_at(deadline, next).await;
+            assert!(woken.is_ok(), "{n} mail(s) to {recipient} expected, got {} in {timeout:?}", mails.len());
         }
     }
 }
@@ -167,11 +170,16 @@ async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std
                 }
                 raw.push_str(line.strip_prefix('.').filter(|_| line.starts_with("..")).unwrap_or(&line));
             }
+            // A server that answers slowly on purpose (`set_delay`): the delay is
+            // what the test arranges, not a wait for something to happen.
             let delay = state.lock().unwrap().delay;
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            state.lock().unwrap().mails.push(Mail { from: from.clone(), to: to.clone(), raw });
+            let mut s = state.lock().unwrap();
+            s.mails.push(Mail { from: from.clone(), to: to.clone(), raw });
+            s.arrived.notify_waiters();
+            drop(s);
             "250 OK queued".into()
         } else if upper.starts_with("QUIT") {
             write.write_all(b"221 Bye\r\n").await?;

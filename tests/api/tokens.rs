@@ -74,7 +74,7 @@ async fn an_expired_token_is_401() {
         ok_json(app.post("/admin/v1/tokens", &app.bootstrap, &body).await).await["token"].as_str().unwrap().to_string();
     ok_json(app.get(&format!("/v2/users/{user}"), &token).await).await;
 
-    wait_until_expired((expires_at - chrono::Utc::now()).to_std().unwrap_or_default()).await;
+    wait_until_expired(&app.pool, (expires_at - chrono::Utc::now()).to_std().unwrap_or_default()).await;
 
     assert_error(app.get(&format!("/v2/users/{user}"), &token).await, 401, 16, "AUTH-7fs1e").await;
 }

@@ -133,7 +133,7 @@ async fn an_expired_code_fails_and_is_cleared() {
     let app = spawn_app_with(|s| s.invite.code_ttl = ttl).await;
     let (_, user) = app.org_and_user().await;
     let (code, _) = app.returned_code(&user).await;
-    wait_until_expired(ttl).await;
+    wait_until_expired(&app.pool, ttl).await;
 
     assert_error(app.verify(&user, &code).await, 400, 3, "COMMAND-Wgn4q").await;
 

@@ -3,7 +3,7 @@
 //! operator's `rabbitmqctl`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use herald::queue::Topology;
 use lapin::options::{
@@ -50,8 +50,8 @@ pub async fn publish(conn: &Connection, exchange: &str, routing_key: &str, kind:
             // The exchange is not declared yet: the broker closed the channel.
             Err(e) => assert!(Instant::now() < deadline, "{e}"),
         }
-        // A polling wait: the topology appears in a moment.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Polled like every fact the harness waits for (`waiting::POLL`).
+        tokio::time::sleep(super::waiting::POLL).await;
         if !ch.status().connected() {
             ch = confirming().await;
         }

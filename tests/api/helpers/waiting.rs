@@ -1,8 +1,8 @@
 //! Waiting for facts, not for time: a test that sleeps and then asserts "nothing more
 //! arrived" passes on a slow machine for the wrong reason and fails on a loaded one.
 //! Each helper here polls for a fact and fails the test with what it saw after `WAIT`.
-//! The one exception, `wait_until_expired`, waits for a TTL to run out: there the
-//! passing time is the fact.
+//! `wait_until_expired` waits for the database's clock, the one herald compares
+//! expiries with, to pass the expiry.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use super::broker::{amqp, drain_queue, ready_messages, unacked_messages, Taken};
 pub const WAIT: Duration = Duration::from_secs(30);
 
 /// How often a waiting helper looks again.
-const POLL: Duration = Duration::from_millis(50);
+pub(super) const POLL: Duration = Duration::from_millis(50);
 
 /// Asks `probe` every 50 ms until it answers `Some`, and returns that; panics with
 /// `what` after `timeout`.
@@ -91,10 +91,19 @@ pub async fn parked(app: &TestApp, conn: &Connection) -> Vec<Taken> {
     drain_queue(conn, &format!("{}.dead", app.settings.amqp.prefix)).await
 }
 
-/// Waits until something that lives `ttl` from now (a code, a token) has expired, with
-/// half a second to spare for the clocks of herald and the database.
-pub async fn wait_until_expired(ttl: Duration) {
-    tokio::time::sleep(ttl + Duration::from_millis(500)).await;
+/// Waits until something that lives `ttl` from now (a code, a token) has expired by
+/// the database's clock, which herald compares expiries with.
+pub async fn wait_until_expired(pool: &sqlx::PgPool, ttl: Duration) {
+    let until: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now() + make_interval(secs => $1)")
+        .bind(ttl.as_secs_f64())
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    eventually("the expiry to pass on the database's clock", ttl + WAIT, || async {
+        let past: bool = sqlx::query_scalar("SELECT clock_timestamp() > $1").bind(until).fetch_one(pool).await.unwrap();
+        past.then_some(())
+    })
+    .await;
 }
 
 /// `(status, attempts)` of every delivery of `user`, oldest first.

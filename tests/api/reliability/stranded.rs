@@ -3,8 +3,8 @@
 //! taken from the queue behind herald's back (as a purge, or a dead letter by the
 //! queue's `x-delivery-limit`, would), and the sweeper hands the row back to the
 //! outbox, which publishes it again. A claim held by a process that died is taken
-//! over at once, not when its 90 s lease ends, and so is a delivery handed to the
-//! relay of a process that died before publishing it.
+//! over at once, not when its 90 s lease ends (a row handed to the relay of a dead
+//! process is taken over the same way: `reliability::relay`, at the store).
 
 use std::time::Duration;
 
@@ -155,33 +155,6 @@ async fn a_claim_held_by_a_dead_process_is_taken_over_long_before_its_lease_ends
 
     // WAIT (30 s) is far below the 90 s lease: only a takeover ends it in time.
     assert_eq!(ends(&api, id).await, ("sent".to_string(), 2));
-    settled(&api).await;
-    assert_eq!(smtp.mails_to("ada@example.com").len(), 1);
-}
-
-#[actix_web::test]
-async fn a_delivery_handed_to_the_relay_of_a_process_that_died_before_publishing_it_is_sent() {
-    let smtp = SmtpServer::start().await;
-    let api = api_only(&smtp).await;
-    let (_org, user) = api.org_and_user().await;
-    send_code(&api, &user).await;
-    let id = newest(&api, &user).await;
-    lose_messages(&api).await;
-    // As if the process that committed it had been killed before its relay
-    // published it: held by that process for ten more minutes, and on no queue.
-    let dead = dead_process(&api).await;
-    sqlx::query(
-        "UPDATE deliveries SET claimed_by = $2, publishing_until = now() + interval '10 minutes' WHERE id = $1",
-    )
-    .bind(id)
-    .bind(dead)
-    .execute(&api.pool)
-    .await
-    .unwrap();
-    let _worker = worker_for(&api).await;
-
-    // WAIT (30 s) is far below the 10 minutes: only a takeover ends it in time.
-    assert_eq!(ends(&api, id).await, ("sent".to_string(), 1));
     settled(&api).await;
     assert_eq!(smtp.mails_to("ada@example.com").len(), 1);
 }
