@@ -55,6 +55,12 @@ impl InviteService {
                 // round) would make each wait for a connection again, past the 5 s a
                 // caller may wait (docs/ARCHITECTURE.md, "What each fault does now").
                 Err(e) if e.is_transient() => {
+                    // The round rolled back: refusals decided in it (a rate limit,
+                    // a bulk job's refused user) were never recorded, so they are
+                    // no answer either; the whole round answers 503.
+                    for &i in &round {
+                        results[i] = None;
+                    }
                     self.outage.begin();
                     tracing::warn!(cause = %e.cause(), "the database does not answer; resends answer 503 for a moment");
                     break;
@@ -262,30 +268,43 @@ impl InviteService {
     }
 
     /// Adds the round's transactional deliveries to their organizations' counts
-    /// (`limits.rs`), in memory, and writes the counts at most once a second
-    /// (`tally.rs`), in a task of its own: a count that fails to be written (the
-    /// database gone just now) stays in memory and never fails what was committed.
+    /// (`limits.rs`), in memory; [`Self::count_sends_every_second`] writes them.
     fn count_org_sends(&self, writes: &[store::invites::IssueWrite]) {
         for w in writes {
             if w.delivery.as_ref().is_some_and(|d| d.lane == crate::domain::Lane::Transactional) {
                 self.org_tally.add(&w.org_id, w.at, 1);
             }
         }
-        let Some(rows) = self.org_tally.due(chrono::Utc::now().timestamp_millis()) else { return };
-        let (pool, tally) = (self.pool.clone(), self.org_tally.clone());
-        tokio::spawn(async move {
-            let counted = async {
-                let mut conn = pool.acquire().await?;
-                store::invites::count_org_sends(&mut conn, &rows).await
-            };
-            match counted.await {
-                Ok(()) => tally.written(&rows),
-                Err(e) => {
-                    tracing::warn!(error = %e, "codes sent not yet counted for the organization limit; trying again");
-                    tally.failed();
-                }
+    }
+
+    /// Writes the organization counts this process holds in memory (`tally.rs`).
+    /// A count that fails to be written (the database gone just now) stays in
+    /// memory for the next write and never fails what was committed.
+    pub async fn write_org_counts(&self) {
+        let Some(rows) = self.org_tally.take() else { return };
+        let counted = async {
+            let mut conn = self.pool.acquire().await?;
+            store::invites::count_org_sends(&mut conn, &rows).await
+        };
+        match counted.await {
+            Ok(()) => self.org_tally.written(&rows),
+            Err(e) => {
+                tracing::warn!(error = %e, "codes sent not yet counted for the organization limit; trying again");
+                self.org_tally.failed();
             }
-        });
+        }
+    }
+
+    /// Writes the organization counts once a second, for as long as the process
+    /// runs: other processes see this one's counts within a second, also after it
+    /// went idle.
+    pub async fn count_sends_every_second(self) {
+        let mut tick = tokio::time::interval(super::tally::FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.write_org_counts().await;
+        }
     }
 
     /// Who holds the round's new deliveries: this process's relay, if there is one

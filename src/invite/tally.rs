@@ -1,6 +1,6 @@
 //! The codes each organization sent, counted by the minute for the limit per
 //! organization (`limits.rs`, docs/API.md §2.1), kept in memory and written to
-//! `org_send_counts` at most once a second per process (docs/ARCHITECTURE.md,
+//! `org_send_counts` once a second per process (docs/ARCHITECTURE.md,
 //! "Performance"). Written after every commit instead, the count cost a commit of
 //! its own per transaction, and one organization's minute row serialised the
 //! counts of all its resends.
@@ -10,17 +10,20 @@
 //! Other processes see it within a second; a process that dies loses at most its
 //! last second of counts, which lets that many codes past an hourly limit.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
-/// How often at most a process writes its counts.
-const FLUSH_EVERY_MS: i64 = 1_000;
+/// How often a process writes its counts (`InviteService::count_sends_every_second`).
+pub(crate) const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Counts per `(organization, minute)`.
-type Minutes = HashMap<(String, DateTime<Utc>), i64>;
+/// Counts per organization, per minute.
+type Minutes = HashMap<String, BTreeMap<DateTime<Utc>, i64>>;
+
+/// Rows to write: `(organization, minute, codes)`.
+pub(crate) type Rows = Vec<(String, DateTime<Utc>, i64)>;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OrgTally(Arc<Inner>);
@@ -29,8 +32,6 @@ pub(crate) struct OrgTally(Arc<Inner>);
 struct Inner {
     /// Counted here, not yet committed to the database.
     unwritten: Mutex<Minutes>,
-    /// When the last flush started (ms since the epoch).
-    last_flush_ms: AtomicI64,
     flushing: AtomicBool,
 }
 
@@ -48,46 +49,55 @@ impl OrgTally {
 
     /// Counts `n` codes of `org` sent at `at`.
     pub(crate) fn add(&self, org: &str, at: DateTime<Utc>, n: i64) {
-        *self.lock().entry((org.to_string(), minute(at))).or_default() += n;
+        let mut map = self.lock();
+        let minutes = match map.get_mut(org) {
+            Some(m) => m,
+            None => map.entry(org.to_string()).or_default(),
+        };
+        *minutes.entry(minute(at)).or_default() += n;
     }
 
     /// What this process counted for `org` since `since` and has not written yet:
     /// how many, and the earliest minute they are in.
     pub(crate) fn unwritten(&self, org: &str, since: DateTime<Utc>) -> (i64, Option<DateTime<Utc>>) {
-        let from = minute(since);
-        self.lock()
-            .iter()
-            .filter(|((o, m), _)| o == org && *m >= from)
-            .fold((0, None), |(n, oldest), ((_, m), k)| (n + k, Some(oldest.map_or(*m, |o: DateTime<Utc>| o.min(*m)))))
+        let map = self.lock();
+        let Some(minutes) = map.get(org) else { return (0, None) };
+        let mut counted = minutes.range(minute(since)..).peekable();
+        let oldest = counted.peek().map(|(m, _)| **m);
+        (counted.map(|(_, n)| n).sum(), oldest)
     }
 
-    /// The counts to write now, or `None` when a flush runs or ran less than a
-    /// second ago. The caller writes them and then calls [`Self::written`], or
-    /// [`Self::failed`].
-    pub(crate) fn due(&self, now_ms: i64) -> Option<Vec<(String, DateTime<Utc>, i64)>> {
-        if now_ms - self.0.last_flush_ms.load(Ordering::Relaxed) < FLUSH_EVERY_MS
-            || self.0.flushing.swap(true, Ordering::AcqRel)
-        {
+    /// The counts to write, or `None` when there are none or a write of them runs.
+    /// The caller writes them and then calls [`Self::written`], or [`Self::failed`].
+    pub(crate) fn take(&self) -> Option<Rows> {
+        if self.0.flushing.swap(true, Ordering::AcqRel) {
             return None;
         }
-        let rows: Vec<_> = self.lock().iter().map(|((o, m), n)| (o.clone(), *m, *n)).collect();
+        let rows: Rows = self
+            .lock()
+            .iter()
+            .flat_map(|(org, minutes)| minutes.iter().map(move |(m, n)| (org.clone(), *m, *n)))
+            .collect();
         if rows.is_empty() {
             self.0.flushing.store(false, Ordering::Release);
             return None;
         }
-        self.0.last_flush_ms.store(now_ms, Ordering::Relaxed);
         Some(rows)
     }
 
-    /// `rows` (from [`Self::due`]) are committed: they leave memory.
+    /// `rows` (from [`Self::take`]) are committed: they leave memory.
     pub(crate) fn written(&self, rows: &[(String, DateTime<Utc>, i64)]) {
         let mut map = self.lock();
         for (org, m, n) in rows {
-            if let Some(left) = map.get_mut(&(org.clone(), *m)) {
+            let Some(minutes) = map.get_mut(org) else { continue };
+            if let Some(left) = minutes.get_mut(m) {
                 *left -= n;
                 if *left <= 0 {
-                    map.remove(&(org.clone(), *m));
+                    minutes.remove(m);
                 }
+            }
+            if minutes.is_empty() {
+                map.remove(org);
             }
         }
         self.0.flushing.store(false, Ordering::Release);
@@ -122,19 +132,22 @@ mod tests {
     }
 
     #[test]
-    fn a_flush_is_due_once_a_second_and_what_it_wrote_leaves_memory_but_not_what_came_meanwhile() {
+    fn one_write_at_a_time_and_what_it_wrote_leaves_memory_but_not_what_came_meanwhile() {
         let t = OrgTally::default();
-        assert_eq!(t.due(10_000), None, "nothing counted, nothing to write");
+        assert_eq!(t.take(), None, "nothing counted, nothing to write");
         t.add("o1", at("2026-12-01T12:00:10Z"), 2);
-        let rows = t.due(10_500).expect("due: the last flush was half a second ago but wrote nothing");
+        let rows = t.take().expect("a count to write");
         assert_eq!(rows, vec![("o1".to_string(), at("2026-12-01T12:00:00Z"), 2)]);
-        assert_eq!(t.due(12_000), None, "one flush at a time");
+        assert_eq!(t.take(), None, "one write at a time");
         t.add("o1", at("2026-12-01T12:00:20Z"), 1);
         t.written(&rows);
         assert_eq!(t.unwritten("o1", at("2026-12-01T11:30:00Z")).0, 1);
-        assert_eq!(t.due(11_000), None, "less than a second after the last");
-        assert_eq!(t.due(11_600).map(|r| r[0].2), Some(1));
+        assert_eq!(t.take().map(|r| r[0].2), Some(1));
         t.failed();
         assert_eq!(t.unwritten("o1", at("2026-12-01T11:30:00Z")).0, 1, "a failed write keeps the count");
+        let rows = t.take().expect("the kept count");
+        t.written(&rows);
+        assert_eq!(t.unwritten("o1", at("2026-12-01T11:30:00Z")), (0, None));
+        assert_eq!(t.take(), None, "all written");
     }
 }

@@ -31,6 +31,7 @@ use crate::channels::{EmailSender, SmsSender};
 use crate::config::{Role, Settings};
 use crate::delivery::relay::{Handoff, Kick};
 use crate::delivery::{DeliveryWorker, OutboxRelay, Pipeline, RetryPolicy, SweepTerms, Sweeper};
+use crate::invite::InviteService;
 use crate::liveness::ProcessLease;
 use crate::metrics::Metrics;
 use crate::ops::bulk::RequestHandler;
@@ -59,6 +60,8 @@ pub struct Application {
     consumers: Vec<Addr<QueueConsumer>>,
     grace: Duration,
     grpc: Option<GrpcServer>,
+    /// Written once more at the end: the organization counts in memory.
+    invites: InviteService,
     /// Keeps this process's row beating (its ID node and its claims); dropped last
     /// (fields drop in this order).
     lease: Option<ProcessLease>,
@@ -125,6 +128,8 @@ impl Application {
         };
         let kick: crate::invite::DeliveryHook = Arc::new(move |_id| relay.do_send(Kick));
         let invites = services.invites.with_handoff(handoff);
+        actix_web::rt::spawn(invites.clone().count_sends_every_second());
+        let counts_at_exit = invites.clone();
         let bulk = BulkService::new(pool.clone(), services.ids.clone(), publisher.clone(), topology.exchange());
         let replay = ReplayService::new(pool.clone(), invites.clone(), metrics.clone(), Some(kick.clone()));
         let (providers, receiver) =
@@ -234,7 +239,17 @@ impl Application {
             .run();
             (Some(addr.port()), Some(server), grpc)
         };
-        Ok(Application { port, server, pool, link, consumers, grace: settings.shutdown.grace, lease, grpc })
+        Ok(Application {
+            port,
+            server,
+            pool,
+            link,
+            consumers,
+            grace: settings.shutdown.grace,
+            grpc,
+            invites: counts_at_exit,
+            lease,
+        })
     }
 
     /// The bound HTTP port (with the api role).
@@ -275,6 +290,7 @@ impl Application {
             let _ = s.await;
         }
         let _ = self.link.addr.send(Close).await;
+        self.invites.write_org_counts().await;
         // The heartbeat marks the row ended: what this process still held is taken
         // over at once by the others.
         if let Some(lease) = self.lease {

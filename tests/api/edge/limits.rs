@@ -6,7 +6,7 @@ use std::time::Duration;
 use herald::config::Role;
 use serde_json::json;
 
-use crate::helpers::{assert_error, ok_json, retry_after, spawn_app_with, wait_ready};
+use crate::helpers::{assert_error, eventually, ok_json, retry_after, spawn_app_from, spawn_app_with, wait_ready};
 use crate::ops_helpers::{finished_job, start_job};
 
 #[actix_web::test]
@@ -67,4 +67,37 @@ async fn an_organization_gets_at_most_its_limit_through_the_api_and_bulk_jobs_ar
     let (job, _) = start_job(&app, &json!({"orgId": org, "userIds": &users[..3]})).await;
     let status = finished_job(&app, &job, Duration::from_secs(30)).await;
     assert_eq!(status["succeeded"], json!(3), "{status}");
+}
+
+#[actix_web::test]
+async fn a_second_process_counts_the_codes_the_first_sent_before_it_went_idle() {
+    // Arrange: an organization with a limit of three, and four users.
+    let app = spawn_app_with(|s| s.invite.max_codes_per_org_per_hour = 3).await;
+    let org = app.create_org().await;
+    let mut users = Vec::new();
+    for i in 0..4 {
+        users.push(app.create_user(&org, Some(&format!("u{i}@example.com")), None).await);
+    }
+
+    // Act: two codes through the first process, which then gets no more requests;
+    // its counts reach the database by themselves.
+    for u in &users[..2] {
+        ok_json(app.create_code(u, &json!({})).await).await;
+    }
+    eventually("the idle process to write its two codes", Duration::from_secs(5), || async {
+        let sent: Option<i64> = sqlx::query_scalar("SELECT sum(sent)::bigint FROM org_send_counts WHERE org_id = $1")
+            .bind(&org)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        (sent == Some(2)).then_some(())
+    })
+    .await;
+
+    // Assert: a second process on the same database allows the third code and
+    // refuses the fourth.
+    let second = spawn_app_from(app.settings.clone()).await;
+    ok_json(second.create_code(&users[2], &json!({})).await).await;
+    let body = assert_error(second.create_code(&users[3], &json!({})).await, 429, 8, "NOTIFY-rate").await;
+    assert!(body["message"].as_str().unwrap().contains("organization"), "{body}");
 }
