@@ -49,9 +49,6 @@ impl Sweeper {
         self.running = true;
         let (pool, relay, terms) = (self.pool.clone(), self.relay.clone(), self.terms);
         let work = async move {
-            if let Err(e) = store::outbox::prune_open(&pool).await {
-                tracing::warn!(error = %e, "sweeper: cannot prune the open deliveries");
-            }
             loop {
                 let max = i32::try_from(terms.max_attempts).unwrap_or(i32::MAX);
                 match store::outbox::hand_back_stranded(&pool, terms.dead_after, terms.republish_after, max, BATCH)
@@ -80,6 +77,19 @@ impl Actor for Sweeper {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Every statement that ends a delivery takes it out of the open set; rows a
+        // version before that left there are taken out once, at start.
+        let pool = self.pool.clone();
+        ctx.spawn(
+            async move {
+                match store::outbox::prune_open(&pool).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(n, "ended deliveries taken out of the open set"),
+                    Err(e) => tracing::warn!(error = %e, "sweeper: cannot prune the open deliveries"),
+                }
+            }
+            .into_actor(self),
+        );
         ctx.run_interval(TICK, |act, ctx| act.sweep(ctx));
     }
 }

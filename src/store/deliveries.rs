@@ -30,24 +30,30 @@ where
 
 /// Ends the user's deliveries that have not gone out yet with `status`
 /// (`superseded` when a new code replaces theirs, `cancelled` when the invite was
-/// verified). Returns how many changed.
+/// verified), and takes them out of the open set. Returns how many changed.
 pub async fn end_waiting(
     conn: &mut PgConnection,
     user_id: &str,
     status: &str,
     at: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
-    let res = sqlx::query(
-        "UPDATE deliveries SET status = $2, updated_at = $3, lease_until = NULL
-         WHERE user_id = $1 AND status = ANY($4)",
+    let ended: i64 = sqlx::query_scalar(
+        "WITH ended AS (
+             UPDATE deliveries SET status = $2, updated_at = $3, lease_until = NULL
+             WHERE user_id = $1 AND status = ANY($4)
+             RETURNING id
+         ), closed AS (
+             DELETE FROM delivery_open WHERE id IN (SELECT id FROM ended)
+         )
+         SELECT count(*) FROM ended",
     )
     .bind(user_id)
     .bind(status)
     .bind(at)
     .bind([DeliveryStatus::Queued, DeliveryStatus::Retrying].map(DeliveryStatus::as_str).to_vec())
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(res.rows_affected())
+    Ok(u64::try_from(ended).unwrap_or_default())
 }
 
 /// A delivery with everything needed to render and send it, read under the
@@ -180,7 +186,10 @@ pub async fn claim_many(
                  updated_at = now()
              FROM decided v
              WHERE x.id = v.id AND v.verdict IN ('claimed', 'cancelled', 'superseded', 'expired')
-             RETURNING x.id, x.attempts
+             RETURNING x.id, x.attempts, x.status
+         ), closed AS (
+             -- Ended by the claim itself: out of the open set in the same statement.
+             DELETE FROM delivery_open WHERE id IN (SELECT id FROM changed WHERE status <> $3)
          )
          SELECT v.verdict, ctx.status, ctx.id,
                 COALESCE(changed.attempts, ctx.attempts) AS attempts, ctx.channel, ctx.lane, ctx.recipient,

@@ -211,6 +211,9 @@ pub async fn write_issues(
                  SELECT id FROM deliveries
                  WHERE user_id IN (SELECT user_id FROM w) AND status = ANY($20::text[])
                  ORDER BY id FOR UPDATE)
+             RETURNING x.id
+         ), closed AS (
+             DELETE FROM delivery_open WHERE id IN (SELECT id FROM superseded)
          ), delivery AS (
              INSERT INTO deliveries (id, user_id, org_id, channel, recipient, template, locale, status,
                                      code_event_sequence, created_at, updated_at, request_id, lane, job_id,

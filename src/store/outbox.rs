@@ -189,8 +189,9 @@ pub async fn outbox_backlog(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
 }
 
 /// Takes out of the open set (`delivery_open`, migration 0011) the deliveries that
-/// ended some other way than by a recorded attempt (superseded, expired, cancelled
-/// by a claim or a new code). Returns how many.
+/// ended but are still in it. Each statement that ends a delivery takes it out
+/// itself; this runs once when a process starts, for rows an older version left.
+/// Returns how many.
 pub async fn prune_open(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "DELETE FROM delivery_open o USING deliveries d

@@ -26,18 +26,31 @@ async fn each_new_code_supersedes_the_deliveries_still_waiting() {
     let app = spawn_app().await;
     let (_, user) = app.org_and_user().await;
     let statuses = |d: Vec<crate::helpers::Delivery>| d.into_iter().map(|d| d.status).collect::<Vec<_>>();
+    // The open set (`delivery_open`, what the relay and the sweeper read) holds the
+    // waiting deliveries only, at once: the statement that supersedes one takes it out.
+    let open = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT d.status FROM delivery_open o JOIN deliveries d ON d.id = o.id ORDER BY d.id",
+        )
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+    };
 
     ok_json(app.create_code(&user, &json!({})).await).await;
     ok_json(app.resend(&user).await).await;
     assert_eq!(statuses(app.deliveries(&user).await), vec!["superseded", "queued"]);
+    assert_eq!(open().await, vec!["queued"]);
 
     ok_json(app.create_code(&user, &json!({"sendCode": {"applicationName": "Acme"}})).await).await;
     assert_eq!(statuses(app.deliveries(&user).await), vec!["superseded", "superseded", "queued"]);
+    assert_eq!(open().await, vec!["queued"]);
 
     // A returned code records no delivery, and the one waiting carries a code that
     // no longer verifies: superseded too.
     app.returned_code(&user).await;
     assert_eq!(statuses(app.deliveries(&user).await), vec!["superseded", "superseded", "superseded"]);
+    assert!(open().await.is_empty());
 }
 
 #[actix_web::test]

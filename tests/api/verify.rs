@@ -171,9 +171,13 @@ async fn verify_cancels_the_deliveries_still_waiting() {
     let (org, user) = app.org_and_user().await;
     let (code, seq) = app.returned_code(&user).await;
     sqlx::query(
-        "INSERT INTO deliveries (id, user_id, org_id, channel, recipient, template, locale, status,
-                                 attempts, code_event_sequence, created_at, updated_at)
-         VALUES (1, $1, $2, 'email', 'ada@example.com', 'invite_user', 'en', 'retrying', 1, $3, now(), now())",
+        "WITH d AS (
+             INSERT INTO deliveries (id, user_id, org_id, channel, recipient, template, locale, status,
+                                     attempts, code_event_sequence, created_at, updated_at)
+             VALUES (1, $1, $2, 'email', 'ada@example.com', 'invite_user', 'en', 'retrying', 1, $3, now(), now())
+             RETURNING id
+         )
+         INSERT INTO delivery_open (id) SELECT id FROM d",
     )
     .bind(&user)
     .bind(&org)
@@ -189,6 +193,9 @@ async fn verify_cancels_the_deliveries_still_waiting() {
     let d = app.deliveries(&user).await;
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].status, "cancelled");
+    // Out of the open set (what the relay and the sweeper read) in the same statement.
+    let open: i64 = sqlx::query_scalar("SELECT count(*) FROM delivery_open").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(open, 0);
 }
 
 #[actix_web::test]
