@@ -102,32 +102,27 @@ impl OutboxRelay {
                     break;
                 }
                 for rows in handed.chunks(BATCH as usize) {
-                    if let Err(e) = publish(&pool, &publisher, &exchange, rows.to_vec(), Confirmed::Leave).await {
+                    if let Err(e) = publish(&pool, &publisher, &exchange, rows, Confirmed::Leave).await {
                         tracing::warn!(error = %e, "outbox relay: publish failed; rows stay queued for the next sweep");
                     }
                 }
+                // One batch of the outbox per turn: rows handed over meanwhile (new
+                // resends) go next, not after a whole backlog (an outbox refilled by
+                // a broker outage).
                 if sweep {
-                    loop {
-                        match sweep_once(&pool, &publisher, &exchange).await {
-                            Ok(n) if n as i64 == BATCH => continue,
-                            Ok(_) => break,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "outbox relay: publish failed; rows stay queued for the next sweep");
-                                break;
-                            }
+                    match sweep_once(&pool, &publisher, &exchange).await {
+                        Ok(n) if n as i64 == BATCH => pending.lock().unwrap_or_else(|p| p.into_inner()).sweep = true,
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "outbox relay: publish failed; rows stay queued for the next sweep")
                         }
                     }
                 }
             }
         };
-        ctx.spawn(work.into_actor(self).map(|_, act, ctx| {
-            act.running = false;
-            // Handed over after the loop looked for the last time.
-            let left = { !act.pending().handed.is_empty() };
-            if left {
-                act.wake(ctx);
-            }
-        }));
+        // Handlers run on this actor's thread, so none adds to `pending` between
+        // the loop's last look and `running` going false.
+        ctx.spawn(work.into_actor(self).map(|_, act, _| act.running = false));
     }
 }
 
@@ -136,7 +131,7 @@ async fn sweep_once(pool: &PgPool, publisher: &Addr<Publisher>, exchange: &str) 
     let rows = store::outbox::take_unpublished(pool, BATCH, PUBLISH_LEASE).await?;
     let n = rows.len();
     if n > 0 {
-        publish(pool, publisher, exchange, rows, Confirmed::Mark).await?;
+        publish(pool, publisher, exchange, &rows, Confirmed::Mark).await?;
     }
     Ok(n)
 }
@@ -157,7 +152,7 @@ async fn publish(
     pool: &PgPool,
     publisher: &Addr<Publisher>,
     exchange: &str,
-    rows: Vec<Unpublished>,
+    rows: &[Unpublished],
     confirmed_rows: Confirmed,
 ) -> anyhow::Result<()> {
     // Transactional deliveries one per message (each on its own, at once); bulk
