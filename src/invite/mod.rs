@@ -100,9 +100,10 @@ pub struct IssueContext {
     pub org_id: Option<String>,
 }
 
-/// Called with a delivery id after the transaction that recorded it committed (the
-/// relay sweeps the outbox at once instead of at its next tick).
-pub type DeliveryHook = Arc<dyn Fn(i64) + Send + Sync>;
+/// Called after a transaction that put a delivery in the outbox committed (the
+/// relay sweeps the outbox at once instead of at its next tick). Replays and ZITADEL
+/// messages use it; resends hand their rows over instead ([`Handoff`]).
+pub type DeliveryHook = Arc<dyn Fn() + Send + Sync>;
 
 /// Where the deliveries a transaction recorded go once it committed: straight to
 /// this process's relay, which publishes them without reading them back from the

@@ -137,7 +137,7 @@ impl ReplayService {
                 tx.commit().await?;
                 self.metrics.replay("requeued");
                 if let Some(kick) = &self.kick {
-                    kick(id);
+                    kick();
                 }
             }
             return Ok(ReplayOutcome::Requeued);

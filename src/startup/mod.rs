@@ -126,7 +126,7 @@ impl Application {
                 Arc::new(move |rows| relay.do_send(Handoff(rows)))
             },
         };
-        let kick: crate::invite::DeliveryHook = Arc::new(move |_id| relay.do_send(Kick));
+        let kick: crate::invite::DeliveryHook = Arc::new(move || relay.do_send(Kick));
         let invites = services.invites.with_handoff(handoff);
         actix_web::rt::spawn(invites.clone().count_sends_every_second());
         let counts_at_exit = invites.clone();

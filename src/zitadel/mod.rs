@@ -26,10 +26,6 @@ pub use crate::domain::zitadel::{Message, TemplateData};
 pub use provider::{NewProvider, Provider, ProviderPatch, ProviderService};
 pub use receive::{Accepted, GroupedReceiver, Receiver};
 
-/// Tells the outbox relay that a committed delivery waits (the same hook the
-/// invite service calls after its commits).
-pub type Kick = Arc<dyn Fn(i64) + Send + Sync>;
-
 /// The provider service and the receiver, wired to herald's pool, cipher and ids.
 pub fn services(
     settings: &crate::config::Settings,
@@ -37,7 +33,7 @@ pub fn services(
     ids: &Arc<crate::domain::IdGenerator>,
     pool: sqlx::PgPool,
     metrics: &crate::metrics::Metrics,
-    kick: Kick,
+    kick: crate::invite::DeliveryHook,
 ) -> (ProviderService, Receiver) {
     let providers = ProviderService::new(pool.clone(), cipher.clone());
     let receiver = Receiver::new(

@@ -9,9 +9,10 @@ use sqlx::PgPool;
 
 use super::provider::{provider_not_found, ProviderService};
 use super::signature::{self, SignatureError};
-use super::{Kick, Message};
+use super::Message;
 use crate::batch::Batcher;
 use crate::domain::{ids, Channel, CodeCipher, Error, IdGenerator, Kind};
+use crate::invite::DeliveryHook;
 use crate::metrics::Metrics;
 use crate::store::{self, zitadel::NewMessage, zitadel::Stored};
 
@@ -31,7 +32,7 @@ pub struct Receiver {
     providers: ProviderService,
     metrics: Metrics,
     tolerance: Duration,
-    kick: Option<Kick>,
+    kick: Option<DeliveryHook>,
 }
 
 /// The label of a refused post in the metrics (the event type is unknown then).
@@ -51,7 +52,7 @@ impl Receiver {
         ids: Arc<IdGenerator>,
         metrics: Metrics,
         tolerance: Duration,
-        kick: Option<Kick>,
+        kick: Option<DeliveryHook>,
     ) -> Self {
         let providers = ProviderService::new(pool.clone(), cipher.clone());
         Receiver { pool, cipher, ids, providers, metrics, tolerance, kick }
@@ -128,10 +129,10 @@ impl Receiver {
         let accepted = match stored {
             Stored::New(id) => {
                 self.metrics.zitadel_message(&new.provider_id, &new.event_type, "received");
-                // After the commit, as the invite service does: the relay publishes now
+                // After the commit: the relay publishes now
                 // rather than at its next sweep.
                 if let Some(kick) = &self.kick {
-                    kick(id);
+                    kick();
                 }
                 Accepted { delivery_id: id, duplicate: false }
             }
