@@ -82,7 +82,8 @@ impl Settings {
             return Err(invalid("amqp.prefix", "must be a non-empty name without spaces"));
         }
         if let Some(bad) = self.amqp.nodes().iter().find(|u| !u.starts_with("amqp://") && !u.starts_with("amqps://")) {
-            return Err(invalid("amqp.urls", format!("{bad:?} is not an amqp:// or amqps:// URL")));
+            let key = if self.amqp.urls.is_empty() { "amqp.url" } else { "amqp.urls" };
+            return Err(invalid(key, format!("{bad:?} is not an amqp:// or amqps:// URL")));
         }
         if self.amqp.prefetch == 0 {
             return Err(invalid("amqp.prefetch", "must be at least 1"));
@@ -229,6 +230,9 @@ mod tests {
         assert_eq!(three.amqp.quorum_replicas, 3);
         let err = Settings::load(Path::new("/nonexistent"), &env(&[("HERALD__AMQP__URLS", "a:1,b:2")])).unwrap_err();
         assert!(err.to_string().contains("amqp.urls"), "{err}");
+        let err =
+            Settings::load(Path::new("/nonexistent"), &env(&[("HERALD__AMQP__URL", "localhost:5672")])).unwrap_err();
+        assert!(err.to_string().contains("amqp.url:"), "the key that was set: {err}");
     }
 
     #[test]
