@@ -144,6 +144,8 @@ pub async fn requeue(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error
              RETURNING id
          ), opened AS (
              INSERT INTO delivery_open (id) SELECT id FROM requeued ON CONFLICT DO NOTHING
+         ), outboxed AS (
+             INSERT INTO delivery_outbox (id) SELECT id FROM requeued ON CONFLICT DO NOTHING
          )
          DELETE FROM delivery_dead WHERE id IN (SELECT id FROM requeued)",
     )

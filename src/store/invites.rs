@@ -224,6 +224,9 @@ pub async fn write_issues(
              RETURNING id
          ), opened AS (
              INSERT INTO delivery_open (id) SELECT id FROM delivery
+         ), outboxed AS (
+             -- Held by no process: the relays' sweeps publish it.
+             INSERT INTO delivery_outbox (id) SELECT id FROM delivery WHERE $23::bigint IS NULL
          ), result AS (
              INSERT INTO bulk_results (job_id, user_id, error_id, at)
              SELECT w.job_id, w.user_id, NULL, w.at FROM w JOIN code c ON c.user_id = w.user_id

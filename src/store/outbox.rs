@@ -49,16 +49,27 @@ impl TryFrom<UnpublishedRow> for Unpublished {
 /// Rows handed to a relay (`claimed_by` set: `invite::Handoff`) are not taken here:
 /// the sweeper hands them back when their holder is dead or their hold ran out.
 ///
-/// Read from the open set (`delivery_open`, migration 0011): no index of
-/// `deliveries` names a column its updates change, so those updates stay HOT.
+/// Read from the outbox set (`delivery_outbox`, migration 0012), which holds the
+/// rows waiting for a sweep and few others: no index of `deliveries` names a
+/// column its updates change, so those updates stay HOT. Rows of the set a worker
+/// claimed, that ended, or were published meanwhile leave it here.
 pub async fn take_unpublished(
     pool: &sqlx::PgPool,
     limit: i64,
     lease: std::time::Duration,
 ) -> Result<Vec<Unpublished>, sqlx::Error> {
     let rows: Vec<UnpublishedRow> = sqlx::query_as(
-        "UPDATE deliveries SET publishing_until = now() + make_interval(secs => $2)
-         WHERE id IN (SELECT d.id FROM delivery_open o JOIN deliveries d ON d.id = o.id
+        "WITH gone AS (
+             -- Claimed by a worker, ended or published since it joined the set.
+             -- Locked, so the check holds against a hand-back of the same row
+             -- (which puts it in the set again) running meanwhile.
+             DELETE FROM delivery_outbox WHERE id IN (
+                 SELECT d.id FROM delivery_outbox o JOIN deliveries d ON d.id = o.id
+                 WHERE d.status <> 'queued' OR d.published_at IS NOT NULL OR d.claimed_by IS NOT NULL
+                 FOR UPDATE OF d SKIP LOCKED)
+         )
+         UPDATE deliveries SET publishing_until = now() + make_interval(secs => $2)
+         WHERE id IN (SELECT d.id FROM delivery_outbox o JOIN deliveries d ON d.id = o.id
                       WHERE d.published_at IS NULL AND d.status = 'queued' AND d.claimed_by IS NULL
                         AND (d.publishing_until IS NULL OR d.publishing_until < now())
                       ORDER BY d.created_at
@@ -78,11 +89,16 @@ pub async fn take_unpublished(
 /// claim marked it), and a row a claim holds locked right now is skipped rather
 /// than waited for: that claim marks it. Under load a worker often claims a row
 /// before its confirm comes back, and this write then serialised behind the claim.
+/// The rows marked leave the outbox set; the ones skipped leave it at the next sweep.
 pub async fn mark_published(pool: &sqlx::PgPool, ids: &[i64]) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE deliveries SET published_at = now(), publishing_until = NULL
-         WHERE id IN (SELECT id FROM deliveries WHERE id = ANY($1) AND published_at IS NULL AND status = 'queued'
-                      ORDER BY id FOR UPDATE SKIP LOCKED)",
+        "WITH marked AS (
+             UPDATE deliveries SET published_at = now(), publishing_until = NULL
+             WHERE id IN (SELECT id FROM deliveries WHERE id = ANY($1) AND published_at IS NULL AND status = 'queued'
+                          ORDER BY id FOR UPDATE SKIP LOCKED)
+             RETURNING id
+         )
+         DELETE FROM delivery_outbox WHERE id IN (SELECT id FROM marked)",
     )
     .bind(ids)
     .execute(pool)
@@ -91,11 +107,15 @@ pub async fn mark_published(pool: &sqlx::PgPool, ids: &[i64]) -> Result<(), sqlx
 }
 
 /// The broker did not confirm these rows' messages (or the relay they were handed
-/// to cannot publish now): the next sweep takes them.
+/// to cannot publish now): back in the outbox set, for the next sweep.
 pub async fn release(pool: &sqlx::PgPool, ids: &[i64]) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE deliveries SET publishing_until = NULL, claimed_by = NULL
-         WHERE id = ANY($1) AND published_at IS NULL AND status = 'queued'",
+        "WITH released AS (
+             UPDATE deliveries SET publishing_until = NULL, claimed_by = NULL
+             WHERE id = ANY($1) AND published_at IS NULL AND status = 'queued'
+             RETURNING id
+         )
+         INSERT INTO delivery_outbox (id) SELECT id FROM released ON CONFLICT DO NOTHING",
     )
     .bind(ids)
     .execute(pool)
@@ -166,6 +186,8 @@ pub async fn hand_back_stranded(
              INSERT INTO delivery_dead (id) SELECT id FROM handed WHERE status = 'dead' ON CONFLICT DO NOTHING
          ), closed AS (
              DELETE FROM delivery_open WHERE id IN (SELECT id FROM handed WHERE status = 'dead')
+         ), outboxed AS (
+             INSERT INTO delivery_outbox (id) SELECT id FROM handed WHERE status = 'queued' ON CONFLICT DO NOTHING
          )
          SELECT id FROM handed"
     ))
@@ -181,7 +203,7 @@ pub async fn hand_back_stranded(
 /// handed to a relay are on their way already.
 pub async fn outbox_backlog(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT count(*) FROM delivery_open o JOIN deliveries d ON d.id = o.id
+        "SELECT count(*) FROM delivery_outbox o JOIN deliveries d ON d.id = o.id
          WHERE d.published_at IS NULL AND d.status = 'queued' AND d.claimed_by IS NULL",
     )
     .fetch_one(pool)

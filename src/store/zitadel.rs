@@ -161,6 +161,8 @@ pub async fn store_messages(pool: &PgPool, messages: &[NewMessage]) -> Result<Ve
              RETURNING id
          ), opened AS (
              INSERT INTO delivery_open (id) SELECT id FROM delivery
+         ), outboxed AS (
+             INSERT INTO delivery_outbox (id) SELECT id FROM delivery
          )
          SELECT id FROM delivery",
     )

@@ -48,8 +48,10 @@ pub async fn queued_delivery(pool: &PgPool) -> i64 {
                                      code_event_sequence, created_at, updated_at)
              VALUES ($1, $2, $3, 'email', 'ada@example.com', 'invite_user', 'en', 'queued', 1, now(), now())
              RETURNING id
+         ), opened AS (
+             INSERT INTO delivery_open (id) SELECT id FROM d
          )
-         INSERT INTO delivery_open (id) SELECT id FROM d",
+         INSERT INTO delivery_outbox (id) SELECT id FROM d",
     )
     .bind(delivery)
     .bind(&user)
