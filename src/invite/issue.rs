@@ -190,7 +190,10 @@ impl InviteService {
         // Handed over only if written held by this process: a row left to the
         // outbox sweep is the sweep's to publish.
         if let (Some(handoff), Some(_)) = (&self.handoff, held_by) {
-            (handoff.hand)(writes.iter().filter_map(handed).collect());
+            let rows: Vec<_> = writes.iter().filter_map(handed).collect();
+            if !rows.is_empty() {
+                (handoff.hand)(rows);
+            }
         }
         for (write, (i, code, org_id)) in writes.iter().zip(planned) {
             let sequence = sequences.get(&write.user_id).copied().unwrap_or_default();
@@ -307,10 +310,11 @@ impl InviteService {
         }
     }
 
-    /// Who holds the round's new deliveries: this process's relay, if there is one
-    /// and the process has a row (one without would look dead to every sweeper).
+    /// Who holds the round's new deliveries: this process's relay, if there is one,
+    /// it can publish now, and the process has a row (one without would look dead
+    /// to every sweeper). Otherwise nobody: the outbox sweep publishes them.
     fn handed(&self) -> Option<store::invites::Handed> {
-        let h = self.handoff.as_ref()?;
+        let h = self.handoff.as_ref().filter(|h| (h.can_publish)())?;
         let process = h.holder.process();
         let until = chrono::Utc::now() + chrono::Duration::from_std(h.hold).ok()?;
         (process != 0).then_some(store::invites::Handed { process, until })

@@ -111,12 +111,15 @@ pub type DeliveryHook = Arc<dyn Fn() + Send + Sync>;
 /// "Performance"). The rows are written held by this process (`claimed_by`, from
 /// `holder`) for `hold` (`publishing_until`): the outbox sweep leaves them alone,
 /// and the sweeper hands them back at once if this process dies, or when the hold
-/// runs out (a message the broker lost, as for any published row).
+/// runs out (a message the broker lost, as for any published row). While the relay
+/// cannot publish (`can_publish` false: the broker is down or blocked) rows are
+/// written unheld instead, for the relay's first sweep once it can.
 #[derive(Clone)]
 pub struct Handoff {
     pub hold: Duration,
     pub holder: crate::liveness::Liveness,
     pub hand: Arc<dyn Fn(Vec<crate::store::outbox::Unpublished>) + Send + Sync>,
+    pub can_publish: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
 #[derive(Clone)]

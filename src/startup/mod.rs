@@ -125,6 +125,10 @@ impl Application {
                 let relay = relay.clone();
                 Arc::new(move |rows| relay.do_send(Handoff(rows)))
             },
+            can_publish: {
+                let link = link.clone();
+                Arc::new(move || link.state() == crate::queue::BrokerState::Up)
+            },
         };
         let kick: crate::invite::DeliveryHook = Arc::new(move || relay.do_send(Kick));
         let invites = services.invites.with_handoff(handoff);
