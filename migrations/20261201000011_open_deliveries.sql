@@ -19,7 +19,6 @@ INSERT INTO delivery_open (id) SELECT id FROM deliveries WHERE status IN ('queue
 CREATE TABLE delivery_dead (id BIGINT PRIMARY KEY);
 INSERT INTO delivery_dead (id) SELECT id FROM deliveries WHERE status = 'dead';
 
-DROP INDEX deliveries_unpublished;
 DROP INDEX deliveries_unfinished;
 DROP INDEX deliveries_dead;
 DROP INDEX deliveries_by_user;
