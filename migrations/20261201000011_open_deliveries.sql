@@ -8,9 +8,9 @@
 -- in narrow tables of their own:
 --
 -- `delivery_open`: the deliveries not yet in a final status (queued, sending,
--- retrying), a superset: a row joins it when its delivery is made or requeued and
--- leaves it when the delivery's attempt is recorded final, or at the sweeper's next
--- tick for any other end (superseded, expired, cancelled).
+-- retrying): a row joins it when its delivery is made or requeued and leaves it in
+-- the statement that ends the delivery (an attempt recorded final, a new code, a
+-- verification, a claim that finds it stale).
 CREATE TABLE delivery_open (id BIGINT PRIMARY KEY);
 INSERT INTO delivery_open (id) SELECT id FROM deliveries WHERE status IN ('queued', 'sending', 'retrying');
 
