@@ -82,7 +82,7 @@ if z:
 b, s, r = find("bulk"), find("sink_alone"), find("broker")
 if find("note").get("autovacuum") == "off":
     w("PostgreSQL's autovacuum is off on this machine; throughout the run `bench/run` vacuumed "
-      "`deliveries`, `delivery_open`, `invite_codes`, `users`, `events` and `bulk_results` every 10 s in its place.\n")
+      "`deliveries`, `delivery_open`, `delivery_outbox`, `invite_codes`, `users`, `events` and `bulk_results` every 10 s in its place.\n")
 w(f"## 2. Bulk re-invite of {users} users (`herald bulk-resend --all-pending`) until the SMTP sink accepted every mail\n")
 w("| | per second | |")
 w("|---|---:|---|")
