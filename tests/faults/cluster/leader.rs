@@ -7,12 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{begin, control, leader, on_cluster, Heal, SHARED_POSTGRES};
+use super::{begin, control, leader, leader_now, on_cluster, Heal, SHARED_POSTGRES};
 use crate::harness::{eventually, figure, missing_and_twice, Fault};
 
 const USERS: usize = 3_000;
-/// How long the node stays stopped.
-const OUTAGE: Duration = Duration::from_secs(5);
 
 /// The value of one `HERALD__` key of `fault`'s processes.
 pub fn setting(fault: &Fault, key: &str) -> String {
@@ -38,7 +36,8 @@ async fn the_node_leading_the_delivery_queue_stops_mid_bulk_every_user_gets_exac
     fault.users_with_codes(&org, "lead", USERS).await;
 
     // Act: the leader stops (its connections close first, then it exits) once a
-    // tenth of the mails are out, stays down 5 s, and starts again.
+    // tenth of the mails are out, stays down until the queue has a new leader and
+    // herald delivers again through the nodes left, and starts again.
     fault.start_job(&herald, &json!({"orgId": org, "allPending": true})).await;
     eventually("a tenth of the re-invites", Duration::from_secs(120), || async {
         (fault.smtp.received() >= USERS / 10).then_some(())
@@ -47,8 +46,15 @@ async fn the_node_leading_the_delivery_queue_stops_mid_bulk_every_user_gets_exac
     let stopped = Instant::now();
     let at_stop = fault.smtp.received();
     control(false, &["stop", &node.to_string()]).await;
-    tokio::time::sleep(OUTAGE).await;
-    let new_leader = leader(&queue).await;
+    let new_leader = eventually("a new leader of the bulk queue", Duration::from_secs(60), || async {
+        leader_now(&queue).await.ok().filter(|n| *n != node)
+    })
+    .await;
+    eventually("mails while the node is down", Duration::from_secs(60), || async {
+        (fault.smtp.received() > at_stop).then_some(())
+    })
+    .await;
+    let during_outage = fault.smtp.received() - at_stop;
     control(false, &["start", &node.to_string()]).await;
     let outage = stopped.elapsed();
     let at_start = fault.smtp.received();
@@ -66,8 +72,8 @@ async fn the_node_leading_the_delivery_queue_stops_mid_bulk_every_user_gets_exac
         "cluster: leader stopped mid bulk",
         &format!(
             "{USERS}-user bulk; node {node} (leader of the bulk queue, herald's connection) down for {:.1} s \
-             (stop, 5 s, start) from {at_stop} mails out, {at_start} when it was back; leader moved to node {new_leader}; \
-             {} missing, {} twice",
+             (stop, a new leader and mails again, start) from {at_stop} mails out, {at_start} when it was back \
+             ({during_outage} sent while it was down); leader moved to node {new_leader}; {} missing, {} twice",
             outage.as_secs_f64(),
             missing.len(),
             twice.len()

@@ -218,7 +218,21 @@ impl Drop for Fault {
 
 /// Asks `probe` every 50 ms until it answers `Some`, and returns that; panics with
 /// `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    match within(timeout, probe).await {
+        Some(v) => v,
+        None => panic!("waited {timeout:?} in vain for {what}"),
+    }
+}
+
+/// Asks `probe` every 50 ms until it answers `Some`, and returns that, or `None`
+/// once `timeout` passed: for a test that reports how long a fact took, or what it
+/// saw instead, before it asserts.
+pub async fn within<T, F, Fut>(timeout: Duration, mut probe: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -226,9 +240,11 @@ where
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = probe().await {
-            return v;
+            return Some(v);
         }
-        assert!(Instant::now() < deadline, "waited {timeout:?} in vain for {what}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
