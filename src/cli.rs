@@ -15,7 +15,6 @@ use crate::auth::Principal;
 use crate::config::Settings;
 use crate::domain::contact::{mask_email, mask_phone};
 use crate::domain::{Channel, DeliveryStatus};
-use crate::invite::InviteService;
 use crate::ops::{BulkService, ReplayOutcome, ReplayService, Selection};
 use crate::queue::{AmqpLink, Publisher, Topology};
 use crate::startup::{open_database, read_only_services, services};
@@ -145,15 +144,13 @@ pub async fn bulk_resend(settings: &Settings, org: &str, ids_file: Option<&Path>
 }
 
 /// `read_only`: the command only reads, and takes no ID node lease.
-/// The invite service comes too: what a reissue counted for its organization is
-/// written before the command ends.
-async fn replay_service(settings: &Settings, read_only: bool) -> anyhow::Result<(ReplayService, InviteService)> {
+async fn replay_service(settings: &Settings, read_only: bool) -> anyhow::Result<ReplayService> {
     let pool = open_database(settings).await?;
     let s =
         if read_only { read_only_services(settings, pool.clone())? } else { services(settings, pool.clone()).await? };
     // No relay here: the running herald's relay publishes requeued rows within a
     // second.
-    Ok((ReplayService::new(pool, s.invites.clone(), crate::metrics::Metrics::new(), None), s.invites))
+    Ok(ReplayService::new(pool, s.invites, crate::metrics::Metrics::new(), None))
 }
 
 fn mask(channel: &str, recipient: &str) -> String {
@@ -165,7 +162,7 @@ fn mask(channel: &str, recipient: &str) -> String {
 
 /// `herald deliveries list`.
 pub async fn list_deliveries(settings: &Settings, filter: DeliveryFilter, limit: i64) -> anyhow::Result<()> {
-    let (replay, _) = replay_service(settings, true).await?;
+    let replay = replay_service(settings, true).await?;
     let (rows, next) =
         replay.list(&Principal::cli(), filter, limit, None).await.map_err(|e| anyhow::anyhow!(e.message()))?;
     println!(
@@ -192,7 +189,7 @@ pub async fn list_deliveries(settings: &Settings, filter: DeliveryFilter, limit:
 
 /// `herald deliveries show ID`.
 pub async fn show_delivery(settings: &Settings, id: i64) -> anyhow::Result<()> {
-    let (replay, _) = replay_service(settings, true).await?;
+    let replay = replay_service(settings, true).await?;
     let (d, attempts) = replay.get(&Principal::cli(), id).await.map_err(|e| anyhow::anyhow!(e.message()))?;
     println!("delivery   {}", d.id);
     match &d.user_id {
@@ -229,7 +226,7 @@ pub enum ReplayTarget {
 
 /// `herald deliveries replay`.
 pub async fn replay(settings: &Settings, target: ReplayTarget, dry_run: bool, reissue: bool) -> anyhow::Result<()> {
-    let (replay, invites) = replay_service(settings, dry_run).await?;
+    let replay = replay_service(settings, dry_run).await?;
     let cli = Principal::cli();
     match target {
         ReplayTarget::One(id) => {
@@ -269,7 +266,8 @@ pub async fn replay(settings: &Settings, target: ReplayTarget, dry_run: bool, re
             }
         }
     }
-    invites.write_org_counts().await;
+    // What a reissue counted for its organization, written before the command ends.
+    replay.invites().write_org_counts().await;
     Ok(())
 }
 

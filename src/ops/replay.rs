@@ -56,6 +56,11 @@ impl ReplayService {
         ReplayService { pool, invites, metrics, kick }
     }
 
+    /// The invite service reissues go through.
+    pub fn invites(&self) -> &InviteService {
+        &self.invites
+    }
+
     /// Restricts a filter to what the caller may see.
     ///
     /// # Errors
