@@ -1,6 +1,7 @@
 //! `Sweeper`: makes "every delivery ends in a final status" hold when a message is
 //! lost (docs/ARCHITECTURE.md, "Guarantees and how they are kept"). Every second
-//! (less often when a sweep is slow: [`REST_FACTOR`]) it hands back to the outbox the deliveries that would otherwise wait forever
+//! (less often when a sweep is slow: [`REST_FACTOR`]) it hands back to the outbox
+//! the deliveries that would otherwise wait forever
 //! (`store::outbox::hand_back_stranded`): `sending` under a dead process or a lease
 //! that ran out, `retrying` or published `queued` rows whose message the broker no
 //! longer holds (purged, or dead-lettered by a queue's `x-delivery-limit`), then
@@ -93,19 +94,6 @@ impl Actor for Sweeper {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Every statement that ends a delivery takes it out of the open set; rows a
-        // version before that left there are taken out once, at start.
-        let pool = self.pool.clone();
-        ctx.spawn(
-            async move {
-                match store::outbox::prune_open(&pool).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(n, "ended deliveries taken out of the open set"),
-                    Err(e) => tracing::warn!(error = %e, "sweeper: cannot prune the open deliveries"),
-                }
-            }
-            .into_actor(self),
-        );
         ctx.run_interval(TICK, |act, ctx| act.sweep(ctx));
     }
 }

@@ -209,17 +209,3 @@ pub async fn outbox_backlog(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
     .fetch_one(pool)
     .await
 }
-
-/// Takes out of the open set (`delivery_open`, migration 0011) the deliveries that
-/// ended but are still in it. Each statement that ends a delivery takes it out
-/// itself; this runs once when a process starts, for rows an older version left.
-/// Returns how many.
-pub async fn prune_open(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "DELETE FROM delivery_open o USING deliveries d
-         WHERE o.id = d.id AND d.status NOT IN ('queued', 'sending', 'retrying')",
-    )
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
-}
